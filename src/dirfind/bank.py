@@ -1,0 +1,320 @@
+"""Direction banks: the one versioned ``.npz`` format every method writes (spec: docs/bank-format.md).
+
+A bank holds K unit directions in one edit space of one generator, how big a step is
+(``scales``), how good each direction is (``scores``), and everything needed to reproduce and
+apply it. It loads with ``numpy.load(path, allow_pickle=False)``: plain arrays plus one JSON string.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .errors import BadInputError, MismatchError, NotFoundError
+from .fileio import atomic_path
+from .progress import warn
+
+FORMAT = "dirfind.bank"
+FORMAT_VERSION = 1
+SPACES = ("z", "w", "w+")
+STEP_UNITS = ("unit", "sigma", "distance")
+_OPTIONAL = ("mean", "intercepts", "origin")
+_UNIT_TOL = 1e-3
+
+
+def _jsonable(x: Any) -> Any:
+    """Make params/info JSON-safe (numpy scalars, arrays, tuples, paths)."""
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, Path):
+        return str(x)
+    return x
+
+
+@dataclass
+class DirectionBank:
+    """K unit directions (rows of ``directions``) in edit ``space`` of the generator ``generator``.
+
+    ``layers``: the latent-reading layers an edit applies to (None = all; ignored for ``z``).
+    For ``space="w+"`` each direction is ``len(layers) * w_dim`` long (one block per layer).
+    A step ``a`` along direction k moves the latent by ``a * scales[k] * directions[k]``;
+    ``step_unit`` says what that unit means ("unit", "sigma" for PCA banks, "distance" for
+    hyperplane normals).
+    """
+
+    directions: np.ndarray
+    space: str
+    method: str
+    generator: dict[str, Any]
+    layers: list[int] | None = None
+    scales: np.ndarray | None = None
+    scores: np.ndarray | None = None
+    names: list[str] | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    step_unit: str = "unit"
+    default_range: tuple[float, float] = (-3.0, 3.0)
+    mean: np.ndarray | None = None
+    intercepts: np.ndarray | None = None
+    origin: np.ndarray | None = None
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+    created: str = ""
+    dirfind_version: str = __version__
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        self.directions = np.ascontiguousarray(np.asarray(self.directions, dtype=np.float32))
+        k = self.directions.shape[0] if self.directions.ndim == 2 else 0
+        self.scales = np.ones(k, np.float32) if self.scales is None else np.asarray(self.scales, np.float32)
+        self.scores = np.zeros(k, np.float32) if self.scores is None else np.asarray(self.scores, np.float32)
+        self.names = [f"{self.method}_{i}" for i in range(k)] if self.names is None else [str(n) for n in self.names]
+        self.layers = None if self.layers is None else [int(i) for i in self.layers]
+        self.default_range = (float(self.default_range[0]), float(self.default_range[1]))
+        for name in _OPTIONAL:
+            v = getattr(self, name)
+            if v is not None:
+                setattr(self, name, np.asarray(v, np.float32))
+        self.created = self.created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        self.validate()
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> DirectionBank:
+        """Check shapes, finiteness, unit rows and metadata; raise a one-line BadInputError."""
+        d = self.directions
+        if d.ndim != 2 or d.shape[0] == 0 or d.shape[1] == 0:
+            raise BadInputError(f"bank directions must be a non-empty K x D matrix, got shape {d.shape}")
+        k, dim = d.shape
+        if not np.isfinite(d).all():
+            raise BadInputError("bank directions contain NaN or inf")
+        norms = np.linalg.norm(d.astype(np.float64), axis=1)
+        if np.abs(norms - 1).max() > _UNIT_TOL:
+            raise BadInputError(f"bank directions must have unit rows (norms {norms.min():.4g}..{norms.max():.4g})")
+        for name, arr in (("scales", self.scales), ("scores", self.scores)):
+            if arr.shape != (k,):
+                raise BadInputError(f"bank {name} must have shape ({k},), got {arr.shape}")
+            if not np.isfinite(arr).all():
+                raise BadInputError(f"bank {name} contain NaN or inf")
+        if (self.scales <= 0).any():
+            raise BadInputError("bank scales must be positive")
+        if len(self.names) != k:
+            raise BadInputError(f"bank has {k} directions but {len(self.names)} names")
+        if self.space not in SPACES:
+            raise BadInputError(f"bank space must be one of {', '.join(SPACES)}, got {self.space!r}")
+        if self.step_unit not in STEP_UNITS:
+            raise BadInputError(f"bank step unit must be one of {', '.join(STEP_UNITS)}, got {self.step_unit!r}")
+        if not self.method:
+            raise BadInputError("bank has no method name")
+        g = self.generator
+        if not isinstance(g, dict) or not g.get("family"):
+            raise BadInputError("bank lacks the identity of its generator (family, fingerprint)")
+        if self.layers is not None:
+            if len(self.layers) == 0 or min(self.layers) < 0 or len(set(self.layers)) != len(self.layers):
+                raise BadInputError(f"bank layers must be distinct indices >= 0, got {self.layers}")
+            if g.get("num_ws") and max(self.layers) >= int(g["num_ws"]):
+                raise BadInputError(f"bank layers {self.layers} exceed the generator's {g['num_ws']} layers")
+        expected = self.expected_dim()
+        if expected is not None and dim != expected:
+            raise BadInputError(f"bank directions have dimension {dim}, but space {self.space} needs {expected}")
+        if self.mean is not None and self.mean.shape != (dim,):
+            raise BadInputError(f"bank mean must have shape ({dim},), got {self.mean.shape}")
+        if self.intercepts is not None and self.intercepts.shape != (k,):
+            raise BadInputError(f"bank intercepts must have shape ({k},), got {self.intercepts.shape}")
+        lo, hi = self.default_range
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise BadInputError("bank default range must be finite")
+        return self
+
+    def expected_dim(self) -> int | None:
+        """Direction length implied by the space and the generator dims (None if unknown)."""
+        g = self.generator
+        if self.space == "z":
+            return int(g["z_dim"]) if g.get("z_dim") else None
+        if not g.get("w_dim"):
+            return None
+        if self.space == "w":
+            return int(g["w_dim"])
+        n_layers = len(self.layers) if self.layers is not None else int(g.get("num_ws") or 0)
+        return n_layers * int(g["w_dim"]) if n_layers else None
+
+    # ------------------------------------------------------------------ access
+    def __len__(self) -> int:
+        return int(self.directions.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.directions.shape[1])
+
+    def check_indices(self, indices: Sequence[int]) -> list[int]:
+        """Validate direction indices (``--dir``) against this bank."""
+        out = []
+        for i in indices:
+            if not -len(self) <= int(i) < len(self):
+                raise BadInputError(
+                    f"direction {i} out of range: the bank has {len(self)} directions (0..{len(self) - 1})"
+                )
+            out.append(int(i) % len(self))
+        return out
+
+    def check_generator(self, gen: Any, force: bool = False) -> None:
+        """Refuse to use this bank with another generator (different fingerprint) unless ``force``."""
+        mine, theirs = self.generator.get("fingerprint"), getattr(gen, "fingerprint", None)
+        if mine and theirs and mine != theirs:
+            msg = (
+                f"bank was made for {self.generator.get('family')} checkpoint "
+                f"{self.generator.get('checkpoint') or '?'} (sha256 {mine[:12]}...), not this one "
+                f"(sha256 {theirs[:12]}...)"
+            )
+            if not force:
+                raise MismatchError(msg + "; pass --force to use it anyway")
+            warn("warning: " + msg)
+        if self.space not in gen.spaces:
+            raise MismatchError(f"bank edits space {self.space}, which {gen.family} generators do not have")
+        expected = {"z": gen.z_dim}.get(self.space, gen.w_dim)
+        if self.space == "w+":
+            expected *= len(self.layers) if self.layers is not None else gen.num_ws
+        if self.dim != expected:
+            raise MismatchError(f"bank directions have dimension {self.dim}, this generator needs {expected}")
+        if self.layers is not None and self.space != "z" and max(self.layers) >= gen.num_ws:
+            raise MismatchError(f"bank layers {self.layers} exceed this generator's {gen.num_ws} layers")
+
+    def meta(self) -> dict[str, Any]:
+        return _jsonable(
+            {
+                "format": FORMAT,
+                "format_version": self.format_version,
+                "dirfind_version": self.dirfind_version,
+                "created": self.created,
+                "method": self.method,
+                "space": self.space,
+                "layers": self.layers,
+                "step_unit": self.step_unit,
+                "default_range": list(self.default_range),
+                "names": self.names,
+                "params": self.params,
+                "generator": self.generator,
+                "info": self.info,
+            }
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly description for ``dirfind info`` and ``--json`` output."""
+        m = self.meta()
+        m.pop("names")
+        m["num_directions"] = len(self)
+        m["dim"] = self.dim
+        m["directions"] = [
+            {"index": i, "name": n, "score": float(s), "scale": float(c)}
+            for i, (n, s, c) in enumerate(zip(self.names, self.scores, self.scales, strict=True))
+        ]
+        return m
+
+    # ------------------------------------------------------------------ I/O
+    def save(self, path: str | Path, force: bool = False) -> Path:
+        """Write atomically (temp file + rename); an existing file needs ``force``."""
+        self.validate()
+        path = Path(path)
+        arrays: dict[str, np.ndarray] = {
+            "directions": self.directions,
+            "scales": self.scales,
+            "scores": self.scores,
+            "names": np.array(self.names, dtype=str),
+            "meta": np.array(json.dumps(self.meta(), sort_keys=True)),
+        }
+        for name in _OPTIONAL:
+            if getattr(self, name) is not None:
+                arrays[name] = getattr(self, name)
+        for name, arr in self.extras.items():
+            arrays[f"extra_{name}"] = np.asarray(arr)
+        with atomic_path(path, force=force, suffix=".npz") as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> DirectionBank:
+        """Read and validate a bank; every problem is a one-line error naming the file."""
+        path = Path(path)
+        if not path.exists():
+            raise NotFoundError(f"bank not found: {path}")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+            raise BadInputError(f"{path}: not a readable .npz bank ({' '.join(str(e).split())[:120]})") from None
+        missing = [k for k in ("directions", "scales", "scores", "meta") if k not in data]
+        if missing:
+            raise BadInputError(f"{path}: not a dirfind bank (missing {', '.join(missing)})")
+        try:
+            meta = json.loads(str(data["meta"][()]))
+        except (ValueError, TypeError):
+            raise BadInputError(f"{path}: bank metadata is not valid JSON") from None
+        if meta.get("format") != FORMAT:
+            raise BadInputError(f"{path}: not a dirfind bank (format {meta.get('format')!r})")
+        version = meta.get("format_version")
+        if not isinstance(version, int) or version < 1:
+            raise BadInputError(f"{path}: invalid bank format version {version!r}")
+        if version > FORMAT_VERSION:
+            raise BadInputError(
+                f"{path}: bank format version {version} is newer than this dirfind "
+                f"supports ({FORMAT_VERSION}); upgrade dirfind"
+            )
+        names = [str(n) for n in data["names"]] if "names" in data else meta.get("names")
+        try:
+            bank = cls(
+                directions=data["directions"],
+                space=meta.get("space", ""),
+                method=meta.get("method", ""),
+                generator=meta.get("generator") or {},
+                layers=meta.get("layers"),
+                scales=data["scales"],
+                scores=data["scores"],
+                names=names,
+                params=meta.get("params") or {},
+                info=meta.get("info") or {},
+                step_unit=meta.get("step_unit", "unit"),
+                default_range=tuple(meta.get("default_range") or (-3.0, 3.0)),
+                extras={k[len("extra_") :]: v for k, v in data.items() if k.startswith("extra_")},
+                created=meta.get("created", ""),
+                dirfind_version=meta.get("dirfind_version", ""),
+                format_version=version,
+                **{k: data[k] for k in _OPTIONAL if k in data},
+            )
+        except BadInputError as e:
+            raise BadInputError(f"{path}: {e}") from None
+        except (TypeError, ValueError) as e:
+            raise BadInputError(f"{path}: malformed bank ({e})") from None
+        return bank
+
+
+def generator_identity(gen: Any) -> dict[str, Any]:
+    """What a bank records about the generator it was made for."""
+    keys = (
+        "family",
+        "checkpoint",
+        "checkpoint_path",
+        "fingerprint",
+        "z_dim",
+        "w_dim",
+        "num_ws",
+        "resolution",
+        "channels",
+        "num_classes",
+    )
+    ident = {k: getattr(gen, k) for k in keys}
+    if getattr(gen, "class_index", None) is not None:
+        ident["class_index"] = gen.class_index
+    return ident

@@ -1,0 +1,643 @@
+"""The ``dirfind`` command: a thin click layer over the library.
+
+Results go to stdout (``--json`` for machine-readable output), progress and logs to stderr.
+Expected failures print one line ``dirfind: error: ...`` and exit with the codes in
+:mod:`dirfind.errors`; ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__, errors
+from .progress import configure as configure_logging
+
+# ---------------------------------------------------------------------- global options
+
+
+@dataclass
+class Settings:
+    device: str = "auto"
+    seed: int | None = None
+    json: bool = False
+    force: bool = False
+    debug: bool = False
+    quiet: bool = False
+
+
+SETTINGS = Settings()
+
+
+def _store(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    # Only explicit values count, so an option given before the subcommand is not reset by the
+    # subcommand's own default (click reports no parameter source inside eager callbacks).
+    if value != param.default:
+        setattr(SETTINGS, param.name, value)
+        if param.name in ("quiet", "debug"):
+            configure_logging(quiet=SETTINGS.quiet, debug=SETTINGS.debug)
+    return value
+
+
+_GLOBAL_OPTIONS = [
+    click.option(
+        "--device",
+        default="auto",
+        metavar="auto|cpu|cuda[:N]",
+        expose_value=False,
+        callback=_store,
+        is_eager=True,
+        help="Where to run the generator (default: auto = CUDA if available).",
+    ),
+    click.option(
+        "--seed",
+        type=int,
+        default=None,
+        expose_value=False,
+        callback=_store,
+        is_eager=True,
+        help="Seed for every random choice (sampling, shuffles, noise).",
+    ),
+    click.option(
+        "--json",
+        "json",
+        is_flag=True,
+        default=False,
+        expose_value=False,
+        callback=_store,
+        is_eager=True,
+        help="Print machine-readable JSON results on stdout.",
+    ),
+    click.option(
+        "--force",
+        is_flag=True,
+        default=False,
+        expose_value=False,
+        callback=_store,
+        is_eager=True,
+        help="Overwrite existing outputs; use a bank with a different generator.",
+    ),
+    click.option(
+        "--debug",
+        is_flag=True,
+        default=False,
+        expose_value=False,
+        callback=_store,
+        is_eager=True,
+        help="Show full tracebacks on errors.",
+    ),
+    click.option(
+        "-q",
+        "--quiet",
+        "quiet",
+        is_flag=True,
+        default=False,
+        expose_value=False,
+        callback=_store,
+        is_eager=True,
+        help="No progress bars or log lines (errors still go to stderr).",
+    ),
+]
+
+
+def global_options(f: Callable) -> Callable:
+    """Accept the global options both before and after the subcommand name."""
+    for opt in reversed(_GLOBAL_OPTIONS):
+        f = opt(f)
+    return f
+
+
+def command(group: click.Group, name: str | None = None, **kw: Any) -> Callable:
+    """``@group.command`` plus the global options and seeding."""
+
+    def deco(f: Callable) -> Callable:
+        @functools.wraps(f)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            if SETTINGS.seed is not None:
+                import torch
+
+                torch.manual_seed(SETTINGS.seed)
+            return f(*args, **kwargs)
+
+        return group.command(name, **kw)(global_options(run))
+
+    return deco
+
+
+def emit(text: str, data: dict[str, Any]) -> None:
+    """Print the result: JSON with ``--json``, else the human-readable text."""
+    if SETTINGS.json:
+        click.echo(json.dumps(data, indent=2, default=str))
+    elif text:
+        click.echo(text)
+
+
+# ---------------------------------------------------------------------- shared option helpers
+
+
+def ckpt_option(required: bool = True) -> Callable:
+    return click.option(
+        "--ckpt",
+        required=required,
+        metavar="PATH|URL|NAME",
+        help="Checkpoint: a file, an https URL, or a name from `dirfind checkpoints list`.",
+    )
+
+
+def out_option(default: str | None, help: str) -> Callable:
+    return click.option("--out", "-o", default=default, show_default=default is not None, help=help)
+
+
+def load_gen(ckpt: str, **settings: Any) -> Any:
+    from .generators import load_generator
+
+    gen = load_generator(ckpt, device=SETTINGS.device)
+    gen.configure(**{k: v for k, v in settings.items() if v is not None})
+    return gen
+
+
+def render_options(f: Callable) -> Callable:
+    """Options shared by commands that render images."""
+    f = click.option(
+        "--class", "class_index", type=int, default=None, help="Class index for class-conditional generators."
+    )(f)
+    f = click.option(
+        "--noise-mode",
+        type=click.Choice(["const", "random", "none"]),
+        default=None,
+        help="Per-pixel noise for style-based generators (default const).",
+    )(f)
+    f = click.option(
+        "--truncation-cutoff", type=int, default=None, help="Apply truncation only to the first N layers of w+."
+    )(f)
+    f = click.option(
+        "--truncation",
+        "--psi",
+        "truncation",
+        type=float,
+        default=None,
+        help="Truncation psi towards the average latent (default 1 = none).",
+    )(f)
+    return f
+
+
+# ---------------------------------------------------------------------- the group
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@global_options
+@click.version_option(__version__, prog_name="dirfind")
+def cli() -> None:
+    """Find interpretable directions in pretrained GAN latent spaces and render them.
+
+    \b
+    Typical use:
+      dirfind sefa --ckpt dcgan-digiface          # writes directions.npz
+      dirfind traverse --dir 3 --steps 9           # renders traverse_d3.png
+    """
+    configure_logging(quiet=SETTINGS.quiet, debug=SETTINGS.debug)
+
+
+# ---------------------------------------------------------------------- sefa
+
+
+@command(cli, "sefa")
+@ckpt_option()
+@click.option(
+    "--layers",
+    default=None,
+    metavar="SPEC",
+    help="Latent-reading layers to factorise: all, 0-1, 2-5, 6-13, 0,2,4 (default: the variant's choice).",
+)
+@click.option("-k", "k", type=int, default=None, help="Keep the top K directions (default: all).")
+@click.option(
+    "--variant",
+    type=click.Choice(["genforce", "rosinality"]),
+    default="genforce",
+    show_default=True,
+    help="genforce = official SeFa (unit-normalised features); rosinality = unnormalised.",
+)
+@out_option("directions.npz", "Where to write the direction bank.")
+def sefa_cmd(ckpt: str, layers: str | None, k: int | None, variant: str, out: str) -> None:
+    """SeFa: closed-form directions from the weights that read the latent."""
+    from .fileio import check_writable
+    from .methods.sefa import sefa
+    from .specs import parse_indices
+
+    check_writable(out, SETTINGS.force)
+    gen = load_gen(ckpt)
+    layer_list = None if layers is None else parse_indices(layers, gen.num_ws, "layer")
+    bank = sefa(gen, layers=layer_list, k=k, variant=variant)
+    bank.save(out, force=SETTINGS.force)
+    emit(_bank_text(bank, out), {"out": str(out), **bank.summary()})
+
+
+def _bank_text(bank: Any, out: str | Path, top: int = 10) -> str:
+    g = bank.generator
+    where = bank.space + (f" layers {_spec(bank.layers)}" if bank.layers is not None else "")
+    lines = [f"wrote {out}: {len(bank)} {bank.method} directions in {where} of {g.get('family')} {g.get('checkpoint')}"]
+    explained = bank.info.get("explained") or []
+    for i in range(min(top, len(bank))):
+        extra = f"  ({100 * explained[i]:.1f}%)" if i < len(explained) else ""
+        lines.append(f"  {i:3d}  {bank.names[i]:<16} score {bank.scores[i]:.6g}{extra}")
+    if len(bank) > top:
+        lines.append(f"  ... {len(bank) - top} more (dirfind info {out})")
+    return "\n".join(lines)
+
+
+def _spec(indices: list[int]) -> str:
+    """Compact spec text for a list of ints: [0,1,2,5] -> '0-2,5'."""
+    parts, start = [], None
+    for i, v in enumerate(indices):
+        if start is None:
+            start = v
+        if i + 1 == len(indices) or indices[i + 1] != v + 1:
+            parts.append(str(start) if start == v else f"{start}-{v}")
+            start = None
+    return ",".join(parts)
+
+
+# ---------------------------------------------------------------------- traverse
+
+
+@command(cli, "traverse")
+@click.option("--bank", "bank_path", default="directions.npz", show_default=True, help="Direction bank (.npz).")
+@ckpt_option(required=False)
+@click.option("--dir", "dirs", required=True, metavar="I[,J,...]", help="Direction indices (e.g. 3, 0-4, 0,2).")
+@click.option("--steps", type=int, default=9, show_default=True, help="Steps along each direction.")
+@click.option(
+    "--range",
+    "span",
+    type=float,
+    nargs=2,
+    default=None,
+    metavar="A B",
+    help="Step range in the bank's step unit (default: the bank's, e.g. -3 3).",
+)
+@click.option("--seeds", default=None, metavar="SPEC", help="Sample seeds, e.g. 0-3 or 1,5,9 (default 0-3).")
+@click.option(
+    "--latents",
+    "latents_path",
+    default=None,
+    metavar="FILE.npy",
+    help="Start latents instead of seeds (z, or w/w+ for style banks; see --latent-space).",
+)
+@click.option(
+    "--latent-space",
+    type=click.Choice(["z", "w", "w+"]),
+    default=None,
+    help="Space of --latents (default: z for 2-D arrays, w+ for 3-D).",
+)
+@click.option("--layers", default=None, metavar="SPEC", help="Edit only these w+ layers (w banks).")
+@render_options
+@click.option("--batch-size", type=int, default=32, show_default=True, help="Images per generator call.")
+@click.option("--fps", type=float, default=8.0, show_default=True, help="GIF frames per second.")
+@out_option(None, "grid.png | anim.gif | frames/ (default: traverse_d<DIRS>.png).")
+def traverse_cmd(
+    bank_path: str,
+    ckpt: str | None,
+    dirs: str,
+    steps: int,
+    span: tuple[float, float] | None,
+    seeds: str | None,
+    latents_path: str | None,
+    latent_space: str | None,
+    layers: str | None,
+    truncation: float | None,
+    truncation_cutoff: int | None,
+    noise_mode: str | None,
+    class_index: int | None,
+    batch_size: int,
+    fps: float,
+    out: str | None,
+) -> None:
+    """Render what directions do: a grid (rows = samples x directions, columns = steps), a GIF or frames."""
+    from .bank import DirectionBank
+    from .errors import BadInputError
+    from .fileio import check_writable
+    from .render import traverse
+    from .render.images import output_kind
+    from .specs import parse_indices
+
+    bank = DirectionBank.load(bank_path)
+    dir_list = bank.check_indices(parse_indices(dirs, None, "direction"))
+    out = out or f"traverse_d{_spec(dir_list)}.png"
+    output_kind(out)
+    check_writable(str(out).rstrip("/\\"), SETTINGS.force)
+    if seeds is not None and latents_path is not None:
+        raise BadInputError("give --seeds or --latents, not both")
+    gen = load_gen(
+        ckpt or _bank_checkpoint(bank),
+        truncation=truncation,
+        truncation_cutoff=truncation_cutoff,
+        noise_mode=noise_mode,
+        class_index=class_index,
+    )
+    if class_index is None and bank.generator.get("class_index") is not None and gen.num_classes:
+        gen.configure(class_index=bank.generator["class_index"])
+    bank.check_generator(gen, force=SETTINGS.force)
+    layer_list = None if layers is None else parse_indices(layers, gen.num_ws, "layer")
+    seed_list = None
+    latents = None
+    if latents_path is not None:
+        latents = _read_latents(gen, bank, latents_path, latent_space)
+    else:
+        seed_list = parse_indices(seeds or "0-3", None, "seed")
+    result = traverse(
+        gen,
+        bank,
+        dir_list,
+        seeds=seed_list,
+        latents=latents,
+        steps=steps,
+        span=span,
+        layers=layer_list,
+        batch_size=batch_size,
+        out=out,
+        force=SETTINGS.force,
+        fps=fps,
+    )
+    n = len(seed_list) if seed_list is not None else len(latents)
+    text = (
+        f"wrote {result['files'][0] if len(result['files']) == 1 else str(out).rstrip('/') + '/'}: "
+        f"{len(dir_list)} direction(s) x {n} sample(s) x {steps} steps "
+        f"({result['alphas'][0]:+g} .. {result['alphas'][-1]:+g} {bank.step_unit})"
+    )
+    emit(
+        text,
+        {
+            "files": result["files"],
+            "dirs": dir_list,
+            "seeds": seed_list,
+            "alphas": result["alphas"],
+            "bank": str(bank_path),
+            "checkpoint": gen.checkpoint,
+            "rows": len(dir_list) * n,
+            "columns": steps,
+        },
+    )
+
+
+def _bank_checkpoint(bank: Any) -> str:
+    """The checkpoint a bank was made with: the reference as given while it still resolves (a
+    registry name, a URL, a path from here), else the absolute path recorded at creation."""
+    from .registry import resolve
+
+    g = bank.generator
+    ref, path = g.get("checkpoint"), g.get("checkpoint_path")
+    if not ref:
+        raise errors.BadInputError("the bank does not record its checkpoint; pass --ckpt")
+    try:
+        resolve(ref, fetch_missing=False)
+    except errors.NotFoundError:
+        if path and Path(path).exists():
+            return path
+    return ref
+
+
+def _read_latents(gen: Any, bank: Any, path: str, space: str | None) -> Any:
+    """Load start latents from .npy and bring them into the bank's working space."""
+    import numpy as np
+    import torch
+
+    from .errors import BadInputError, NotFoundError
+    from .render import working_space
+
+    if not Path(path).exists():
+        raise NotFoundError(f"latents file not found: {path}")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise BadInputError(f"{path}: not a readable .npy array ({e})") from None
+    if not isinstance(arr, np.ndarray):
+        raise BadInputError(f"{path}: expected a .npy array, got an archive")
+    space = space or ("z" if arr.ndim == 2 else "w+")
+    gen.check_space(space)
+    shape = gen.latent_shape(space)
+    if arr.ndim == len(shape):
+        arr = arr[None]
+    if tuple(arr.shape[1:]) != shape:
+        raise BadInputError(f"{path}: latents of shape {arr.shape} do not fit space {space} {shape}")
+    if not np.isfinite(arr).all():
+        raise BadInputError(f"{path}: latents contain NaN or inf")
+    lat = torch.from_numpy(arr.astype(np.float32))
+    target = working_space(bank)
+    if space == target:
+        return lat
+    if space == "z":
+        with torch.inference_mode():
+            return gen.embed(lat.to(gen.device), target)
+    if space == "w" and target == "w+":
+        return lat[:, None].expand(-1, gen.num_ws, -1).clone()
+    raise BadInputError(f"{space} latents cannot be used with a {bank.space} bank")
+
+
+# ---------------------------------------------------------------------- info
+
+
+@command(cli, "info")
+@click.argument("path")
+def info_cmd(path: str) -> None:
+    """Summarise a direction bank or a checkpoint (family, dims, fingerprint, directions)."""
+    import zipfile
+
+    from .bank import DirectionBank
+
+    p = Path(path)
+    if p.suffix == ".npz" or (p.is_file() and zipfile.is_zipfile(p) and _is_bank(p)):
+        bank = DirectionBank.load(p)
+        emit(_bank_info_text(bank, path), {"kind": "bank", "path": path, **bank.summary()})
+        return
+    gen = load_gen(path)
+    d = {"kind": "checkpoint", **gen.describe(), "layers": gen.layer_names(), "activations": gen.activation_names()}
+    lines = [f"{path}: {gen.family} generator, {gen.resolution}x{gen.resolution}x{gen.channels}"]
+    lines.append(
+        f"  z_dim {gen.z_dim}, w_dim {gen.w_dim}, {gen.num_ws} latent-reading layer(s), "
+        f"{gen.num_classes} classes, spaces {', '.join(gen.spaces)}"
+    )
+    lines.append(f"  sha256 {gen.fingerprint}")
+    lines.append(f"  parameters {d['parameters']:,}")
+    lines.append("  layers: " + "; ".join(f"{i}: {n}" for i, n in enumerate(gen.layer_names())))
+    lines.append("  activations: " + ", ".join(gen.activation_names()))
+    emit("\n".join(lines), d)
+
+
+def _is_bank(p: Path) -> bool:
+    import zipfile
+
+    with zipfile.ZipFile(p) as zf:
+        return "meta.npy" in zf.namelist() and "directions.npy" in zf.namelist()
+
+
+def _bank_info_text(bank: Any, path: str) -> str:
+    g = bank.generator
+    lines = [
+        f"{path}: dirfind bank v{bank.format_version}, {len(bank)} {bank.method} directions "
+        f"in {bank.space}" + (f" layers {_spec(bank.layers)}" if bank.layers is not None else "")
+    ]
+    lines.append(f"  generator {g.get('family')} {g.get('checkpoint')} (sha256 {str(g.get('fingerprint'))[:16]}...)")
+    lines.append(f"  step unit {bank.step_unit}, default range {bank.default_range[0]:g} .. {bank.default_range[1]:g}")
+    lines.append(f"  params {json.dumps(bank.params)}")
+    lines.append(f"  created {bank.created} with dirfind {bank.dirfind_version}")
+    for i in range(min(10, len(bank))):
+        lines.append(f"  {i:3d}  {bank.names[i]:<16} score {bank.scores[i]:.6g}  scale {bank.scales[i]:.4g}")
+    if len(bank) > 10:
+        lines.append(f"  ... {len(bank) - 10} more")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- checkpoints
+
+
+@cli.group("checkpoints")
+def checkpoints_group() -> None:
+    """List, download and verify checkpoints from the registry (checkpoints.toml)."""
+
+
+@command(checkpoints_group, "list")
+def checkpoints_list() -> None:
+    """List registry entries and whether each is cached."""
+    from .generators import FAMILIES
+    from .registry import is_cached, load_registry
+
+    rows = []
+    for e in load_registry().values():
+        rows.append({**e.as_dict(), "cached": is_cached(e), "supported": e.family in FAMILIES})
+    width = max((len(r["name"]) for r in rows), default=4)
+    lines = [f"{'name':<{width}}  {'family':<10} {'cached':<6} {'sha256':<11} description"]
+    for r in rows:
+        sha = r["sha256"][:11] if r["sha256"] else "unpublished"
+        fam = r["family"] + ("" if r["supported"] else "*")
+        lines.append(
+            f"{r['name']:<{width}}  {fam:<10} {'yes' if r['cached'] else 'no':<6} {sha:<11} {r['description']}"
+        )
+    if any(not r["supported"] for r in rows):
+        lines.append("* family not supported yet by this dirfind version")
+    emit("\n".join(lines), {"checkpoints": rows})
+
+
+@command(checkpoints_group, "fetch")
+@click.argument("names", nargs=-1, required=True)
+def checkpoints_fetch(names: tuple[str, ...]) -> None:
+    """Download registry entries into the cache and verify their sha256."""
+    from .errors import NotFoundError
+    from .fileio import sha256_path
+    from .registry import fetch, load_registry
+
+    reg = load_registry()
+    results = []
+    for name in names:
+        if name not in reg:
+            raise NotFoundError(f"unknown registry name {name!r} (see `dirfind checkpoints list`)")
+        path = fetch(reg[name], force=SETTINGS.force)
+        results.append(
+            {
+                "name": name,
+                "path": str(path),
+                "sha256": sha256_path(path),
+                "verified": bool(reg[name].sha256 or reg[name].file_sha256),
+            }
+        )
+    emit(
+        "\n".join(
+            f"{r['name']}: {r['path']} (sha256 {r['sha256']}{'' if r['verified'] else ', no published hash'})"
+            for r in results
+        ),
+        {"fetched": results},
+    )
+
+
+@command(checkpoints_group, "verify")
+@click.argument("names", nargs=-1)
+def checkpoints_verify(names: tuple[str, ...]) -> None:
+    """Re-hash cached checkpoints (all cached ones by default); exit 5 on any mismatch."""
+    from .errors import IntegrityError, NotFoundError
+    from .registry import is_cached, load_registry, verify
+
+    reg = load_registry()
+    for name in names:
+        if name not in reg:
+            raise NotFoundError(f"unknown registry name {name!r} (see `dirfind checkpoints list`)")
+    entries = [reg[n] for n in names] if names else [e for e in reg.values() if is_cached(e)]
+    results = [verify(e) for e in entries]
+    emit(
+        "\n".join(f"{r['name']}: {r['status']}  {r['path']}" for r in results) or "nothing cached", {"results": results}
+    )
+    bad = [r["name"] for r in results if r["status"] == "mismatch"]
+    if bad:
+        raise IntegrityError(
+            f"sha256 mismatch for {', '.join(bad)}; re-fetch with `dirfind checkpoints fetch {bad[0]} --force`"
+        )
+    missing = [r["name"] for r in results if r["status"] == "missing" and names]
+    if missing:
+        raise NotFoundError(f"not cached: {', '.join(missing)}")
+
+
+# ---------------------------------------------------------------------- demo
+
+
+@command(cli, "demo")
+@ckpt_option(required=False)
+@out_option("dirfind-demo", "Folder for the demo's bank and images.")
+def demo_cmd(ckpt: str | None, out: str) -> None:
+    """Fetch the default face generator, run SeFa and render traversals of the top directions."""
+    from .fileio import check_writable
+    from .methods.sefa import sefa
+    from .render import traverse
+
+    folder = Path(out)
+    check_writable(folder, SETTINGS.force)
+    gen = load_gen(ckpt or "dcgan-digiface")
+    bank = sefa(gen, k=10)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = [str(bank.save(folder / "directions.npz", force=True))]
+    for d in range(5):
+        files += traverse(gen, bank, [d], seeds=range(6), steps=9, out=folder / f"sefa_d{d}.png", force=True)["files"]
+    files += traverse(gen, bank, [0], seeds=range(4), steps=9, out=folder / "sefa_d0.gif", force=True)["files"]
+    emit("demo images:\n" + "\n".join(f"  {f}" for f in files), {"files": files, **bank.summary()})
+
+
+# ---------------------------------------------------------------------- entry point
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: run the CLI, mapping errors to one stderr line and an exit code."""
+    try:
+        cli.main(args=argv, prog_name="dirfind", standalone_mode=False)
+        return errors.EXIT_OK
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Abort:
+        click.echo("dirfind: interrupted", err=True)
+        return errors.EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        click.echo("dirfind: interrupted", err=True)
+        return errors.EXIT_INTERRUPTED
+    except errors.DirfindError as e:
+        if SETTINGS.debug:
+            traceback.print_exc()
+        click.echo(f"dirfind: error: {e}", err=True)
+        return e.exit_code
+    except MemoryError:
+        click.echo("dirfind: error: out of memory; lower --batch-size", err=True)
+        return errors.EXIT_FAILURE
+    except Exception as e:  # a bug: keep it to one line unless --debug
+        if SETTINGS.debug:
+            traceback.print_exc()
+        msg = " ".join(str(e).split())[:300]
+        click.echo(
+            f"dirfind: internal error: {type(e).__name__}: {msg} (rerun with --debug for the traceback)", err=True
+        )
+        return errors.EXIT_FAILURE
+    finally:
+        SETTINGS.__dict__.update(asdict(Settings()))  # main() may be called again in-process (tests)

@@ -1,0 +1,53 @@
+"""Errors with documented exit codes; the CLI prints them as one line on stderr."""
+
+from __future__ import annotations
+
+#: Exit codes of the ``dirfind`` command (also listed in the README).
+EXIT_OK = 0
+EXIT_FAILURE = 1  # unexpected internal error (a bug); rerun with --debug for the traceback
+EXIT_USAGE = 2  # bad command line (click's own code)
+EXIT_NOT_FOUND = 3  # missing file, unknown registry name
+EXIT_BAD_INPUT = 4  # corrupt/truncated/unknown checkpoint, invalid bank or data, out-of-range index
+EXIT_INTEGRITY = 5  # sha256 mismatch of a download or cached checkpoint
+EXIT_MISMATCH = 6  # bank made for another generator (use --force to override)
+EXIT_OUTPUT = 7  # output exists (use --force) or cannot be written
+EXIT_DOWNLOAD = 8  # network / package-index failure while fetching a checkpoint
+EXIT_UNSUPPORTED = 9  # known format whose family or feature is not supported
+EXIT_INTERRUPTED = 130  # Ctrl-C; partial work is kept for --resume where the command supports it
+
+
+class DirfindError(Exception):
+    """Base class: an expected failure with a one-line message and an exit code."""
+
+    exit_code = EXIT_FAILURE
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))
+
+
+class NotFoundError(DirfindError):
+    exit_code = EXIT_NOT_FOUND
+
+
+class BadInputError(DirfindError, ValueError):
+    exit_code = EXIT_BAD_INPUT
+
+
+class IntegrityError(DirfindError):
+    exit_code = EXIT_INTEGRITY
+
+
+class MismatchError(DirfindError):
+    exit_code = EXIT_MISMATCH
+
+
+class OutputError(DirfindError):
+    exit_code = EXIT_OUTPUT
+
+
+class DownloadError(DirfindError):
+    exit_code = EXIT_DOWNLOAD
+
+
+class UnsupportedError(DirfindError):
+    exit_code = EXIT_UNSUPPORTED

@@ -1,0 +1,122 @@
+"""DCGAN in the PyTorch tutorial / examples layout.
+
+``main`` is a Sequential of ConvTranspose2d (bias-free, kernel 4) at indices 0, 3, 6, ...,
+BatchNorm2d + ReLU after each but the last, and Tanh at the end. The first ConvT maps the
+(N, nz, 1, 1) latent to 4x4 (stride 1, padding 0); each later one doubles the size (stride 2,
+padding 1). nz, ngf, nc and the depth are read off the weight shapes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import BadInputError
+from . import register
+from .base import Generator
+from .checkpoint import Checkpoint, unwrap_state_dict
+
+_KEY = re.compile(r"^main\.(\d+)\.(weight|bias|running_mean|running_var|num_batches_tracked)$")
+
+
+def _dcgan_state(obj: Any) -> dict[str, torch.Tensor] | None:
+    """Return the generator state dict if ``obj`` holds one in the DCGAN layout, else None."""
+    if isinstance(obj, dict) and "netG_state_dict" not in obj and "netG" in obj:
+        obj = obj["netG"]
+    sd = unwrap_state_dict(obj)
+    if not isinstance(sd, dict) or not sd or not all(isinstance(k, str) and _KEY.match(k) for k in sd):
+        return None
+    if not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        return None
+    convs = sorted(int(_KEY.match(k)[1]) for k, v in sd.items() if k.endswith(".weight") and v.ndim == 4)
+    bns = sorted(int(_KEY.match(k)[1]) for k, v in sd.items() if k.endswith(".weight") and v.ndim == 1)
+    n = len(convs)
+    if n < 2 or convs != [3 * i for i in range(n)] or bns != [3 * i + 1 for i in range(n - 1)]:
+        return None
+    return sd
+
+
+class _DCGANNet(nn.Module):
+    def __init__(self, nz: int, widths: list[int]):
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = nz
+        for i, cout in enumerate(widths):
+            first, last = i == 0, i == len(widths) - 1
+            layers.append(nn.ConvTranspose2d(cin, cout, 4, 1 if first else 2, 0 if first else 1, bias=False))
+            layers += [nn.Tanh()] if last else [nn.BatchNorm2d(cout), nn.ReLU(inplace=False)]
+            cin = cout
+        self.main = nn.Sequential(*layers)
+
+
+@register
+class DCGANGenerator(Generator):
+    """Adapter for tutorial-style DCGAN generators (edit space ``z`` only)."""
+
+    family = "dcgan"
+    spaces = ("z",)
+
+    def __init__(self, nz: int, widths: list[int]):
+        super().__init__(z_dim=nz, resolution=4 * 2 ** (len(widths) - 1), channels=widths[-1])
+        self.ngf = widths[-2] if len(widths) > 1 else widths[0]
+        self.net = _DCGANNet(nz, widths)
+        self._names = [f"main.{i}" for i in range(len(self.net.main))]
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def accepts(cls, ck: Checkpoint) -> bool:
+        return ck.kind == "torch" and _dcgan_state(ck.obj) is not None
+
+    @classmethod
+    def from_checkpoint(cls, ck: Checkpoint, entry: Any = None) -> DCGANGenerator:
+        sd = _dcgan_state(ck.obj) if ck.kind == "torch" else None
+        if sd is None:
+            hint = ""
+            if isinstance(ck.obj, dict) and any(str(k).startswith(("netD", "discriminator")) for k in ck.obj):
+                hint = " (it looks like a discriminator-only file)"
+            raise BadInputError(f"{ck.path.name} is not a DCGAN generator checkpoint{hint}")
+        n = sum(1 for k, v in sd.items() if k.endswith(".weight") and v.ndim == 4)
+        w0 = sd["main.0.weight"]
+        widths = [int(sd[f"main.{3 * i}.weight"].shape[1]) for i in range(n)]
+        gen = cls(int(w0.shape[0]), widths)
+        state = {f"net.{k}": v for k, v in sd.items()}
+        try:
+            gen.load_state_dict(state, strict=True)
+        except RuntimeError as e:
+            raise BadInputError(f"{ck.path.name}: inconsistent DCGAN weights ({str(e).splitlines()[0]})") from None
+        return gen
+
+    # ------------------------------------------------------------------ interface
+    def synthesis(self, latent: torch.Tensor, space: str = "z") -> torch.Tensor:
+        self.check_space(space)
+        return self.net.main(latent.reshape(-1, self.z_dim, 1, 1))
+
+    def latent_weights(self, layers: Sequence[int] | None = None, variant: str = "genforce") -> dict[str, torch.Tensor]:
+        """``main.0`` as the (C*16, nz) matrix with ``features = W @ z`` (a stride-1 ConvT on a
+        1x1 input reads kernel tap (y, x) at output pixel (y, x): no flip, no axis swap)."""
+        if layers is not None and list(layers) != [0]:
+            raise BadInputError(f"DCGAN has one latent-reading layer (0); got layers {list(layers)}")
+        w = self.net.main[0].weight
+        return {"main.0": w.reshape(self.z_dim, -1).t()}
+
+    def layer_names(self) -> list[str]:
+        c = self.net.main[0].out_channels
+        return [f"main.0 (ConvT {self.z_dim}->{c}x4x4)"]
+
+    def activation_names(self) -> list[str]:
+        return list(self._names)
+
+    def activation(self, latent: torch.Tensor, space: str, name: str) -> torch.Tensor:
+        self.check_space(space)
+        stop = self._names.index(self.check_activation(name))
+        x = latent.reshape(-1, self.z_dim, 1, 1)
+        for module in self.net.main[: stop + 1]:
+            x = module(x)
+        return x
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "ngf": self.ngf}

@@ -1,0 +1,5 @@
+"""Direction-discovery methods: each is a pure function from a generator and options to a bank."""
+
+from .sefa import sefa
+
+__all__ = ["sefa"]

@@ -1,0 +1,50 @@
+"""Progress bars and log lines, both on stderr so stdout stays for results.
+
+The CLI calls :func:`configure` once (``-q`` turns both off); library users get bars by default
+and log lines through the standard ``logging`` module (logger ``"dirfind"``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from tqdm.auto import tqdm
+
+logger = logging.getLogger("dirfind")
+_state = {"bars": True}
+
+
+def configure(quiet: bool = False, debug: bool = False) -> None:
+    """Route ``dirfind`` log lines to stderr and switch progress bars on or off."""
+    _state["bars"] = not quiet
+    logger.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
+    if not any(getattr(h, "_dirfind", False) for h in logger.handlers):
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("%(message)s"))
+        h._dirfind = True  # type: ignore[attr-defined]
+        logger.addHandler(h)
+    logger.propagate = False
+
+
+def bars_enabled() -> bool:
+    return _state["bars"]
+
+
+def bar(
+    iterable: Any = None, *, total: float | None = None, desc: str | None = None, enabled: bool | None = None, **kw: Any
+) -> tqdm:
+    """A tqdm bar on stderr; disabled when quiet (``enabled=None`` follows :func:`configure`)."""
+    on = _state["bars"] if enabled is None else enabled
+    return tqdm(
+        iterable, total=total, desc=desc, disable=not on, file=sys.stderr, leave=False, dynamic_ncols=True, **kw
+    )
+
+
+def log(msg: str) -> None:
+    logger.info(msg)
+
+
+def warn(msg: str) -> None:
+    logger.warning(msg)

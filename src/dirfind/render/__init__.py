@@ -1,0 +1,15 @@
+"""Rendering: traversals of direction banks into grids, GIFs and frames."""
+
+from .images import grid, to_uint8, write_traversal
+from .traverse import base_latents, render, traversal_latents, traverse, working_space
+
+__all__ = [
+    "base_latents",
+    "grid",
+    "render",
+    "to_uint8",
+    "traversal_latents",
+    "traverse",
+    "working_space",
+    "write_traversal",
+]

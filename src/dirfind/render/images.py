@@ -1,0 +1,79 @@
+"""Turning image tensors into files: grids (PNG/JPEG), looping GIFs and numbered frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import BadInputError
+from ..fileio import atomic_dir, atomic_path
+
+GRID_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """NCHW float in [-1, 1] -> NHWC uint8 (clamped, rounded), on the CPU."""
+    x = ((images.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def grid(tiles: np.ndarray, pad: int = 2, fill: int = 255) -> np.ndarray:
+    """Tile an (rows, cols, H, W, C) uint8 array into one image with ``pad`` pixels between tiles."""
+    rows, cols, h, w, c = tiles.shape
+    out = np.full((rows * h + (rows - 1) * pad, cols * w + (cols - 1) * pad, c), fill, np.uint8)
+    for r in range(rows):
+        for k in range(cols):
+            out[r * (h + pad) : r * (h + pad) + h, k * (w + pad) : k * (w + pad) + w] = tiles[r, k]
+    return out
+
+
+def _pil(img: np.ndarray) -> Image.Image:
+    return Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
+
+
+def output_kind(out: str | Path) -> str:
+    """``grid`` for image files, ``gif`` for .gif, ``frames`` for a folder (trailing / or no suffix)."""
+    s = str(out)
+    suffix = Path(s).suffix.lower()
+    if suffix == ".gif":
+        return "gif"
+    if suffix in GRID_SUFFIXES:
+        return "grid"
+    if s.endswith(("/", "\\")) or suffix == "":
+        return "frames"
+    raise BadInputError(f"--out {out}: use an image file (.png/.jpg), a .gif, or a folder ending in /")
+
+
+def write_traversal(tiles: np.ndarray, out: str | Path, force: bool = False, fps: float = 8.0) -> list[Path]:
+    """Write an (rows, steps, H, W, C) traversal: a grid (rows x steps), a GIF whose frame s shows
+    every row at step s and plays forth and back, or a folder of numbered PNG frames (same frames)."""
+    kind = output_kind(out)
+    path = Path(str(out).rstrip("/\\"))
+    if kind == "grid":
+        with atomic_path(path, force=force) as tmp:
+            _pil(grid(tiles)).save(tmp, format=Image.registered_extensions()[path.suffix.lower()])
+        return [path]
+    frames = [grid(tiles[:, s : s + 1]) for s in range(tiles.shape[1])]
+    if kind == "gif":
+        loop = frames + frames[-2:0:-1]  # ping-pong so the animation loops without a jump
+        pil = [_pil(f) for f in loop]
+        with atomic_path(path, force=force) as tmp:
+            pil[0].save(
+                tmp,
+                format="GIF",
+                save_all=True,
+                append_images=pil[1:],
+                loop=0,
+                duration=int(round(1000 / fps)),
+                optimize=False,
+            )
+        return [path]
+    written = []
+    with atomic_dir(path, force=force) as tmp:
+        for s, f in enumerate(frames):
+            _pil(f).save(tmp / f"{s:04d}.png")
+            written.append(path / f"{s:04d}.png")
+    return written

@@ -1,0 +1,136 @@
+"""Traversals: move latents along bank directions and render them in batches on the device.
+
+Working space: ``z`` banks edit z; ``w``/``w+`` banks edit the per-layer latent w+ at the bank's
+layers (or ``layers`` given here), so layer-restricted edits work the same for every style family.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..bank import DirectionBank
+from ..errors import BadInputError
+from ..generators.base import Generator
+from ..progress import bar
+from .images import to_uint8, write_traversal
+
+
+def working_space(bank: DirectionBank) -> str:
+    """The latent space edits are applied in: ``z`` for z banks, else per-layer ``w+``."""
+    return "z" if bank.space == "z" else "w+"
+
+
+def edit_layers(gen: Generator, bank: DirectionBank, layers: Sequence[int] | None = None) -> list[int]:
+    """Layers of w+ an edit touches: ``layers`` if given (w banks only), else the bank's, else all."""
+    if bank.space == "z":
+        if layers is not None:
+            raise BadInputError("--layers applies to w/w+ banks; this bank edits z")
+        return []
+    if layers is not None:
+        if bank.space == "w+":
+            raise BadInputError("--layers cannot change a per-layer (w+) bank's layers")
+        bad = [i for i in layers if not 0 <= i < gen.num_ws]
+        if bad:
+            raise BadInputError(f"layer {bad[0]} out of range 0..{gen.num_ws - 1}")
+        return list(layers)
+    return list(bank.layers) if bank.layers is not None else list(range(gen.num_ws))
+
+
+def offsets(
+    bank: DirectionBank, index: int, alphas: Sequence[float], layers: Sequence[int], num_ws: int
+) -> torch.Tensor:
+    """Latent offsets for direction ``index`` at each step: (S, D) for z, (S, num_ws, w_dim) for w+."""
+    d = torch.from_numpy(bank.directions[index] * bank.scales[index]).double()
+    a = torch.as_tensor(list(alphas), dtype=torch.float64)[:, None]
+    if bank.space == "z":
+        return a * d
+    per_layer = d.reshape(len(layers), -1) if bank.space == "w+" else d.expand(len(layers), -1)
+    out = torch.zeros(len(alphas), num_ws, per_layer.shape[-1], dtype=torch.float64)
+    out[:, layers] = a[:, :, None] * per_layer
+    return out
+
+
+def traversal_latents(
+    gen: Generator,
+    bank: DirectionBank,
+    base: torch.Tensor,
+    dirs: Sequence[int],
+    alphas: Sequence[float],
+    layers: Sequence[int] | None = None,
+) -> torch.Tensor:
+    """Edited latents, shape (len(dirs), N, S, *latent) in :func:`working_space`.
+
+    ``base`` holds N unedited latents in the working space (see :func:`base_latents`).
+    """
+    lay = edit_layers(gen, bank, layers)
+    out = []
+    for k in bank.check_indices(dirs):
+        off = offsets(bank, k, alphas, lay, gen.num_ws).to(base.device)
+        out.append((base.double()[:, None] + off[None]).to(base.dtype))
+    return torch.stack(out)
+
+
+def base_latents(gen: Generator, bank: DirectionBank, z: torch.Tensor) -> torch.Tensor:
+    """Unedited latents in the bank's working space for z (truncation applied by the generator)."""
+    with torch.inference_mode():
+        return gen.embed(z.to(gen.device, gen.dtype), working_space(bank))
+
+
+def render(
+    gen: Generator, latents: torch.Tensor, space: str, batch_size: int = 32, desc: str | None = "render"
+) -> np.ndarray:
+    """Render latents (any leading shape) in batches; returns uint8 NHWC with the same leading shape."""
+    if batch_size < 1:
+        raise BadInputError(f"--batch-size must be at least 1, got {batch_size}")
+    lead = latents.shape[: latents.ndim - len(gen.latent_shape(space))]
+    flat = latents.reshape(-1, *gen.latent_shape(space))
+    chunks = []
+    with torch.inference_mode(), bar(total=len(flat), desc=desc, unit="img") as pbar:
+        for i in range(0, len(flat), batch_size):
+            x = flat[i : i + batch_size].to(gen.device, gen.dtype)
+            chunks.append(to_uint8(gen.synthesis(x, space)))
+            pbar.update(len(x))
+    imgs = np.concatenate(chunks) if chunks else np.zeros((0, gen.resolution, gen.resolution, gen.channels), np.uint8)
+    return imgs.reshape(*lead, *imgs.shape[1:])
+
+
+def traverse(
+    gen: Generator,
+    bank: DirectionBank,
+    dirs: Sequence[int],
+    *,
+    seeds: Sequence[int] | None = None,
+    latents: torch.Tensor | None = None,
+    steps: int = 9,
+    span: tuple[float, float] | None = None,
+    layers: Sequence[int] | None = None,
+    batch_size: int = 32,
+    out: str | Path | None = None,
+    force: bool = False,
+    fps: float = 8.0,
+) -> dict[str, Any]:
+    """Render a traversal of ``dirs`` for ``seeds`` (or given working-space ``latents``).
+
+    Returns ``{"images": (rows, steps, H, W, C) uint8, "alphas": [...], "files": [...]}``; rows are
+    direction-major (for each direction, every sample). ``span`` defaults to the bank's range.
+    """
+    if steps < 1:
+        raise BadInputError(f"--steps must be at least 1, got {steps}")
+    lo, hi = span if span is not None else bank.default_range
+    alphas = np.linspace(lo, hi, steps).tolist() if steps > 1 else [float(hi)]
+    if latents is None:
+        if seeds is None:
+            raise BadInputError("give seeds or latents to traverse")
+        base = base_latents(gen, bank, gen.z_from_seeds(list(seeds)))
+    else:
+        base = latents.to(gen.device, gen.dtype)
+    edited = traversal_latents(gen, bank, base, dirs, alphas, layers)
+    imgs = render(gen, edited, working_space(bank), batch_size=batch_size)
+    tiles = imgs.reshape(-1, *imgs.shape[2:])
+    files = write_traversal(tiles, out, force=force, fps=fps) if out is not None else []
+    return {"images": tiles, "alphas": alphas, "files": [str(f) for f in files]}
