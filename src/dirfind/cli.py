@@ -580,6 +580,251 @@ def checkpoints_verify(names: tuple[str, ...]) -> None:
         raise NotFoundError(f"not cached: {', '.join(missing)}")
 
 
+# ---------------------------------------------------------------------- sample / ganspace / merge
+
+
+def _resume_options(f: Callable) -> Callable:
+    """--shard, --resume and --checkpoint-every, shared by the streaming commands."""
+    f = click.option(
+        "--checkpoint-every",
+        type=float,
+        default=60.0,
+        show_default=True,
+        metavar="SECONDS",
+        help="Save progress at most this often (0 = after every batch).",
+    )(f)
+    f = click.option("--resume", is_flag=True, help="Continue an interrupted run from <out>.progress/ (same options).")(
+        f
+    )
+    f = click.option(
+        "--shard",
+        default=None,
+        metavar="K/N",
+        help="Process only shard K of N (disjoint sample ranges); combine the outputs with `dirfind merge`.",
+    )(f)
+    return f
+
+
+@command(cli, "sample")
+@ckpt_option()
+@click.option("-n", "n", type=int, required=True, help="Number of samples (all shards together).")
+@click.option(
+    "--space", type=click.Choice(["z", "w", "w+"]), default="z", show_default=True, help="Latent space to store."
+)
+@click.option("--images", default=None, metavar="DIR", help="Also render each sample to DIR/<index>.png.")
+@click.option("--batch-size", type=int, default=64, show_default=True, help="Samples per generator call.")
+@render_options
+@_resume_options
+@out_option("latents.npz", "Where to write the latents (.npz: indices, z, latents, meta).")
+def sample_cmd(
+    ckpt: str,
+    n: int,
+    space: str,
+    images: str | None,
+    batch_size: int,
+    truncation: float | None,
+    truncation_cutoff: int | None,
+    noise_mode: str | None,
+    class_index: int | None,
+    shard: str | None,
+    resume: bool,
+    checkpoint_every: float,
+    out: str,
+) -> None:
+    """Sample latents (and images) deterministically by --seed, e.g. for external labelling."""
+    from .fileio import check_writable
+    from .samples import write_samples
+    from .sampling import check_seed, parse_shard
+
+    shard_t = parse_shard(shard)
+    check_writable(out, SETTINGS.force)
+    gen = load_gen(
+        ckpt,
+        truncation=truncation,
+        truncation_cutoff=truncation_cutoff,
+        noise_mode=noise_mode,
+        class_index=class_index,
+    )
+    res = write_samples(
+        gen,
+        n,
+        out,
+        space=space,
+        seed=check_seed(SETTINGS.seed),
+        batch_size=batch_size,
+        shard=shard_t,
+        images=images,
+        resume=resume,
+        force=SETTINGS.force,
+        every=checkpoint_every,
+    )
+    lo, hi = res["range"]
+    text = f"wrote {out}: samples {lo}..{hi - 1} of {n} in {space} {tuple(res['shape'])}, seed {res['seed']}"
+    if images:
+        text += f"; images in {images}/"
+    emit(text, res)
+
+
+@command(cli, "ganspace")
+@ckpt_option()
+@click.option(
+    "--space",
+    default=None,
+    metavar="w|z|act:LAYER",
+    help="PCA space: w (style-based default), z, or a layer's activations, e.g. act:main.2 (DCGAN default).",
+)
+@click.option("-n", "n", type=int, default=1_000_000, show_default=True, help="Samples for the PCA.")
+@click.option("-k", "k", type=int, default=80, show_default=True, help="Number of components.")
+@click.option(
+    "--layers",
+    default=None,
+    metavar="SPEC",
+    help="w+ layers the directions edit (w space), e.g. 0-1, 2-5 (default all).",
+)
+@click.option(
+    "--solver",
+    type=click.Choice(["auto", "exact", "randomized"]),
+    default="auto",
+    show_default=True,
+    help="exact: float64 covariance + eigh (D^2 memory); randomized: block Rayleigh-Ritz passes (O(D k) memory); "
+    "auto: exact up to D=2048.",
+)
+@click.option("--tol", type=float, default=1e-4, show_default=True, help="Randomized solver: residual tolerance.")
+@click.option("--max-passes", type=int, default=25, show_default=True, help="Randomized solver: pass limit.")
+@click.option(
+    "--regression-n",
+    type=int,
+    default=None,
+    help="Fresh samples for regressing activation components to the latent (default max(10000, n)).",
+)
+@click.option("--batch-size", type=int, default=500, show_default=True, help="Samples per generator call.")
+@render_options
+@_resume_options
+@out_option("directions.npz", "Where to write the bank (or the shard's partial statistics with --shard).")
+def ganspace_cmd(
+    ckpt: str,
+    space: str | None,
+    n: int,
+    k: int,
+    layers: str | None,
+    solver: str,
+    tol: float,
+    max_passes: int,
+    regression_n: int | None,
+    batch_size: int,
+    truncation: float | None,
+    truncation_cutoff: int | None,
+    noise_mode: str | None,
+    class_index: int | None,
+    shard: str | None,
+    resume: bool,
+    checkpoint_every: float,
+    out: str,
+) -> None:
+    """GANSpace: principal components of sampled w latents or layer activations (sigma-scaled steps)."""
+    from .fileio import check_writable
+    from .jobs import Job, progress_dir
+    from .methods import ganspace as gs
+    from .sampling import check_seed, parse_shard
+    from .specs import parse_indices
+
+    shard_t = parse_shard(shard)
+    check_writable(out, SETTINGS.force)
+    gen = load_gen(
+        ckpt,
+        truncation=truncation,
+        truncation_cutoff=truncation_cutoff,
+        noise_mode=noise_mode,
+        class_index=class_index,
+    )
+    layer_list = None if layers is None else parse_indices(layers, gen.num_ws, "layer")
+    plan = gs.plan(
+        gen,
+        space=space,
+        n=n,
+        k=k,
+        batch_size=batch_size,
+        seed=check_seed(SETTINGS.seed),
+        layers=layer_list,
+        solver=solver,
+        n_regression=regression_n,
+        shard=shard_t,
+    )
+    job = Job.open(progress_dir(out), plan.job_identity, resume=resume, force=SETTINGS.force, every=checkpoint_every)
+    if shard_t is not None:
+        meta, arrays = gs.run_shard(gen, plan, job=job)
+        _save_partial(out, meta, arrays)
+        job.finish()
+        lo, hi = meta["range"]
+        emit(
+            f"wrote {out}: statistics of samples {lo}..{hi - 1} of {n} (shard {shard}); "
+            "combine all shards with `dirfind merge`",
+            {"out": str(out), **meta},
+        )
+        return
+    bank = gs.run(gen, plan, job=job, tol=tol, max_passes=max_passes)
+    bank.save(out, force=SETTINGS.force)
+    job.finish()
+    emit(_bank_text(bank, out), {"out": str(out), **bank.summary()})
+
+
+def _save_partial(out: str, meta: dict[str, Any], arrays: dict[str, Any]) -> None:
+    import numpy as np
+
+    from .fileio import atomic_path
+
+    with atomic_path(out, force=True, suffix=".npz") as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
+
+
+@command(cli, "merge")
+@click.argument("parts", nargs=-1, required=True)
+@ckpt_option(required=False)
+@out_option(None, "Merged output (default: latents.npz for samples, directions.npz for GANSpace).")
+def merge_cmd(parts: tuple[str, ...], ckpt: str | None, out: str | None) -> None:
+    """Combine the outputs of `--shard K/N` runs (dirfind sample or dirfind ganspace) into one result."""
+    import zipfile
+
+    import numpy as np
+
+    from .errors import BadInputError, NotFoundError
+    from .fileio import check_writable
+
+    metas = []
+    for p in parts:
+        if not Path(p).exists():
+            raise NotFoundError(f"file not found: {p}")
+        try:
+            with np.load(p, allow_pickle=False) as f:
+                metas.append(json.loads(str(f["meta"][()])))
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+            raise BadInputError(f"{p}: not a shard output of dirfind sample or dirfind ganspace") from None
+    kinds = {m.get("format") for m in metas}
+    if kinds == {"dirfind.samples"}:
+        from .samples import merge_samples
+
+        out = out or "latents.npz"
+        res = merge_samples(list(parts), out, force=SETTINGS.force)
+        emit(f"wrote {out}: {res['count']} samples from {res['parts']} shards", res)
+        return
+    if kinds != {"dirfind.ganspace-partial"}:
+        raise BadInputError("give shard outputs of one kind: all from dirfind sample or all from dirfind ganspace")
+    from .methods.ganspace import merge_partials
+
+    out = out or "directions.npz"
+    check_writable(out, SETTINGS.force)
+    loaded = []
+    for p in parts:
+        with np.load(p, allow_pickle=False) as f:
+            loaded.append((json.loads(str(f["meta"][()])), {k: f[k] for k in f.files if k != "meta"}))
+    g = metas[0]["generator"]
+    gen = load_gen(ckpt or _bank_checkpoint(type("B", (), {"generator": g})()))
+    bank = merge_partials(gen, loaded)
+    bank.save(out, force=SETTINGS.force)
+    emit(_bank_text(bank, out), {"out": str(out), "parts": len(parts), **bank.summary()})
+
+
 # ---------------------------------------------------------------------- demo
 
 

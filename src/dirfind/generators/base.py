@@ -35,6 +35,8 @@ class Generator(torch.nn.Module):
     family: ClassVar[str] = ""
     #: edit spaces this family supports, first = default
     spaces: ClassVar[tuple[str, ...]] = ("z",)
+    #: activation GANSpace decomposes by default when the family has no w space (None = ask)
+    pca_activation: ClassVar[str | None] = None
 
     def __init__(
         self,

@@ -59,6 +59,7 @@ class DCGANGenerator(Generator):
 
     family = "dcgan"
     spaces = ("z",)
+    pca_activation = "main.2"  # the first BN+ReLU output (512x4x4), as in the GANSpace reference run
 
     def __init__(self, nz: int, widths: list[int]):
         super().__init__(z_dim=nz, resolution=4 * 2 ** (len(widths) - 1), channels=widths[-1])

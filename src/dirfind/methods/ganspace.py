@@ -1,0 +1,343 @@
+"""GANSpace: principal components of sampled latents or activations (Härkönen et al., NeurIPS 2020).
+
+Style-based generators: PCA of w = mapping(z) over many samples; a component is a w direction,
+applied to a range of w+ layers (``layers``), as GANSpace's named edits do.
+
+Other generators (DCGAN, PGGAN, BigGAN): PCA of the flattened activations of one layer
+(``act:NAME``), then, as GANSpace's ``linreg_lstsq``, a least-squares regression back to the
+latent: over fresh samples (at least 10,000; GANSpace uses max(10_000, n)) find M minimising
+``||A M - Z||`` where A holds each sample's PCA coordinates divided by their standard deviations
+and Z its latents (no intercept, like GANSpace); row k of M, normalised to unit length, is the
+latent direction of component k.
+
+Step unit ("sigma"): ``scales[k]`` is the standard deviation of the latent samples projected on
+direction k. For W-space PCA it is the component's own standard deviation (GANSpace's
+``lat_stdev`` with ``use_w``). For regressed directions GANSpace sets ``lat_stdev = 1`` for z,
+which is exactly the std of N(0, I) along any unit vector; we estimate it from the regression
+samples instead (equal to 1 within sampling error for Gaussian priors, and also right for
+truncated priors and for regression to w). Scores are the explained-variance ratios of the PCA
+(in activation space for regressed banks). See docs/ganspace.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+import torch
+
+from ..bank import DirectionBank, generator_identity
+from ..errors import BadInputError, MismatchError
+from ..generators.base import Generator
+from ..jobs import Job, json_normal
+from ..pca import PCAResult, check_k, choose_solver, pca_from_cov, streaming_pca
+from ..sampling import STREAMS, Batch, MeanCov, SampleStream, feature_space, reduce_stream
+
+#: GANSpace's minimum number of fresh samples for the regression to the latent.
+MIN_REGRESSION_SAMPLES = 10_000
+
+
+def default_space(gen: Generator) -> str:
+    """``w`` for style-based families, else the family's preferred activation."""
+    if "w" in gen.spaces:
+        return "w"
+    name = getattr(gen, "pca_activation", None)
+    if not name:
+        raise BadInputError(f"choose --space act:LAYER for {gen.family} (layers: {', '.join(gen.activation_names())})")
+    return f"act:{name}"
+
+
+class LatentRegression:
+    """Streams the normal equations of GANSpace's regression: PCA coordinates of the activations
+    (centred, projected, divided by their std) against the latents, plus the latents' moments."""
+
+    def __init__(self, pca: PCAResult, latent_dim: int, device: torch.device | str = "cpu"):
+        self.device = torch.device(device)
+        self.comps = torch.from_numpy(pca.components.astype(np.float32)).to(self.device)
+        self.act_mean = torch.from_numpy(pca.mean).to(self.device)
+        self.act_std = torch.from_numpy(pca.std).to(self.device)
+        k = len(pca.components)
+        self.ata = torch.zeros(k, k, dtype=torch.float64, device=self.device)
+        self.atz = torch.zeros(k, latent_dim, dtype=torch.float64, device=self.device)
+        self.latents = MeanCov(latent_dim, self.device)
+
+    def coords(self, x: torch.Tensor) -> torch.Tensor:
+        """Standardised PCA coordinates (B, k) of flattened activations."""
+        xc = x.to(self.device, torch.float32) - self.act_mean.float()
+        return (xc @ self.comps.T).double() / self.act_std
+
+    def update(self, batch: Batch) -> None:
+        a = self.coords(batch.flat)
+        z = batch.latent.reshape(len(batch), -1).to(self.device, torch.float64)
+        self.ata += a.T @ a
+        self.atz += a.T @ z
+        self.latents.add(z)
+
+    def solve(self) -> tuple[np.ndarray, np.ndarray]:
+        """(M (k, latent_dim) least-squares solution, its row norms)."""
+        m = scipy.linalg.solve(self.ata.cpu().numpy(), self.atz.cpu().numpy(), assume_a="pos")
+        return m, np.linalg.norm(m, axis=1)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        lat = {f"lat_{k}": v for k, v in self.latents.state_dict().items()}
+        return {"ata": self.ata.cpu().numpy(), "atz": self.atz.cpu().numpy(), **lat}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.ata = torch.from_numpy(np.array(state["ata"])).to(self.device)
+        self.atz = torch.from_numpy(np.array(state["atz"])).to(self.device)
+        self.latents.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("lat_")})
+
+
+def regression_samples(n: int, n_regression: int | None) -> int:
+    """GANSpace's count: max(10_000, n) unless given (then at least 10_000 is still advised)."""
+    if n_regression is None:
+        return max(MIN_REGRESSION_SAMPLES, n)
+    if n_regression < 2:
+        raise BadInputError(f"--regression-n must be at least 2, got {n_regression}")
+    return int(n_regression)
+
+
+@dataclass
+class Plan:
+    """A GANSpace run with its options resolved; ``identity`` is what resume and merge compare
+    (the tolerance and pass limit may change between a run and its resumption)."""
+
+    stream: SampleStream
+    k: int
+    solver: str
+    width: int | None
+    n_regression: int
+    layers: list[int] | None
+    identity: dict[str, Any]
+
+    @property
+    def job_identity(self) -> dict[str, Any]:
+        return {**self.identity, "shard": list(self.stream.shard) if self.stream.shard else None}
+
+
+def plan(
+    gen: Generator,
+    *,
+    space: str | None = None,
+    n: int = 1_000_000,
+    k: int = 80,
+    batch_size: int = 500,
+    seed: int = 0,
+    layers: Sequence[int] | None = None,
+    solver: str = "auto",
+    width: int | None = None,
+    n_regression: int | None = None,
+    shard: tuple[int, int] | None = None,
+) -> Plan:
+    """Validate the options of a run (before any sampling) and resolve the defaults."""
+    space = space or default_space(gen)
+    fs = feature_space(gen, space)
+    if fs.kind == "latent" and fs.spec == "w+":
+        raise BadInputError("GANSpace runs PCA in w (or z, or an activation); use --space w and --layers")
+    stream = SampleStream(gen, n, space, seed=seed, stream=STREAMS["samples"], batch_size=batch_size, shard=shard)
+    k = check_k(k, n, stream.dim)
+    solver = choose_solver(solver, stream.dim)
+    n_reg = regression_samples(n, n_regression) if fs.is_activation else 0
+    lay = _check_layers(gen, fs.latent_space, layers)
+    samples = stream.identity()
+    for key in ("start", "stop", "shard"):
+        samples.pop(key)
+    ident = {
+        "method": "ganspace",
+        "samples": samples,
+        "k": k,
+        "solver": solver,
+        "width": width,
+        "n_regression": n_reg,
+        "layers": lay,
+    }
+    return Plan(stream, k, solver, width, n_reg, lay, ident)
+
+
+def _check_layers(gen: Generator, space: str, layers: Sequence[int] | None) -> list[int] | None:
+    if layers is None:
+        return None
+    if space == "z":
+        raise BadInputError("--layers applies to style-based generators (w space); this bank edits z")
+    bad = [i for i in layers if not 0 <= i < gen.num_ws]
+    if bad:
+        raise BadInputError(f"layer {bad[0]} out of range 0..{gen.num_ws - 1}")
+    return list(layers)
+
+
+def ganspace(
+    gen: Generator,
+    *,
+    space: str | None = None,
+    n: int = 1_000_000,
+    k: int = 80,
+    batch_size: int = 500,
+    seed: int = 0,
+    layers: Sequence[int] | None = None,
+    solver: str = "auto",
+    tol: float = 1e-4,
+    max_passes: int = 25,
+    width: int | None = None,
+    n_regression: int | None = None,
+    job: Job | None = None,
+) -> DirectionBank:
+    """GANSpace directions of ``gen`` as a bank (see the module docstring).
+
+    ``space``: ``w``, ``z`` or ``act:NAME`` (default: w for style families, else the family's
+    preferred activation). ``n`` samples (stream 0 of ``seed``); ``k`` components; ``solver``
+    ``auto|exact|randomized`` (:mod:`dirfind.pca`); ``n_regression`` fresh samples (stream 1) for
+    the regression of activation components to the latent. ``job`` makes the run resumable.
+    """
+    p = plan(
+        gen,
+        space=space,
+        n=n,
+        k=k,
+        batch_size=batch_size,
+        seed=seed,
+        layers=layers,
+        solver=solver,
+        width=width,
+        n_regression=n_regression,
+    )
+    return run(gen, p, job=job, tol=tol, max_passes=max_passes)
+
+
+def run(gen: Generator, p: Plan, *, job: Job | None = None, tol: float = 1e-4, max_passes: int = 25) -> DirectionBank:
+    """Run a planned (unsharded) GANSpace computation, resumable through ``job``."""
+    if p.stream.shard is not None:
+        raise BadInputError("a sharded plan produces partial statistics: use run_shard")
+    job = job or Job(None, p.job_identity)
+    pca = streaming_pca(p.stream, p.k, solver=p.solver, job=job, tol=tol, max_passes=max_passes, width=p.width)
+    return finish(gen, p, pca, job=job)
+
+
+def finish(gen: Generator, p: Plan, pca: PCAResult, *, job: Job) -> DirectionBank:
+    """Turn a PCA result into a bank: directly for latent spaces, by regression for activations."""
+    stream = p.stream
+    fs = stream.space
+    k = len(pca.components)
+    info: dict[str, Any] = {
+        "explained": pca.ratio.tolist(),
+        "explained_total": float(pca.ratio.sum()),
+        "total_variance": pca.total_variance,
+        "n": pca.n,
+        "pca": pca.info,
+        "feature_shape": list(stream.feature_shape),
+        "score": "explained variance ratio" + (" (activation space)" if fs.is_activation else ""),
+        "step": "1 sigma = std of the latent samples projected on the direction",
+    }
+    extras: dict[str, np.ndarray] = {}
+    if fs.is_activation:
+        reg_stream = SampleStream(
+            gen, p.n_regression, fs.spec, seed=stream.seed, stream=STREAMS["regression"], batch_size=stream.batch_size
+        )
+        dim = int(np.prod(gen.latent_shape(fs.latent_space)))
+        reg = LatentRegression(pca, dim, gen.device)
+        reduce_stream(reg_stream, reg, job=job, stage="regression", desc="regression")
+        m, norms = reg.solve()
+        directions = m / norms[:, None]
+        lat_cov = reg.latents.cov().cpu().numpy()
+        scales = np.sqrt(np.einsum("kd,de,ke->k", directions, lat_cov, directions))
+        mean = reg.latents.mean.cpu().numpy()
+        extras = {
+            "act_components": pca.components.astype(np.float32),
+            "act_mean": pca.mean.astype(np.float32),
+            "act_std": pca.std.astype(np.float32),
+            "regression_norm": norms.astype(np.float32),
+        }
+        info.update(activation=fs.name, n_regression=p.n_regression, latent_space=fs.latent_space)
+    else:
+        directions, scales, mean = pca.components, pca.std, pca.mean
+    space = fs.latent_space
+    return DirectionBank(
+        directions=directions.astype(np.float32),
+        space=space,
+        method="ganspace",
+        generator=generator_identity(gen),
+        layers=p.layers if space != "z" else None,
+        scales=scales.astype(np.float32),
+        scores=pca.ratio.astype(np.float32),
+        names=[f"ganspace_{i}" for i in range(k)],
+        params={key: v for key, v in p.identity.items() if key != "method"},
+        info=info,
+        step_unit="sigma",
+        default_range=(-2.0, 2.0),
+        mean=mean.astype(np.float32),
+        extras=extras,
+    )
+
+
+# ---------------------------------------------------------------------- shards
+
+
+PARTIAL_FORMAT = "dirfind.ganspace-partial"
+
+
+def run_shard(gen: Generator, p: Plan, *, job: Job | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Statistics of one shard (exact solver only): (meta, arrays) of a partial file that
+    :func:`merge_partials` combines with the other shards into the bank."""
+    stream = p.stream
+    if stream.shard is None:
+        raise BadInputError("run_shard needs a plan with a shard")
+    if p.solver != "exact":
+        raise BadInputError(
+            f"--shard needs the single-pass exact solver (D = {stream.dim} would use the multi-pass randomized "
+            "one); pass --solver exact (memory: D^2 float64) or run unsharded"
+        )
+    k, parts = stream.shard
+    stats = reduce_stream(
+        stream,
+        MeanCov(stream.dim, gen.device),
+        job=job or Job(None, p.job_identity),
+        stage="cov",
+        desc=f"pca shard {k}/{parts}",
+    )
+    meta = {
+        "format": PARTIAL_FORMAT,
+        "identity": p.identity,
+        "range": [stream.start, stream.stop],
+        "shard": [k, parts],
+        "batch_size": stream.batch_size,
+        "generator": generator_identity(gen),
+    }
+    return meta, stats.state_dict()
+
+
+def merge_partials(
+    gen: Generator, parts: list[tuple[dict[str, Any], dict[str, np.ndarray]]], job: Job | None = None
+) -> DirectionBank:
+    """Combine shard statistics (which must cover all n samples exactly once) into the bank."""
+    from ..samples import check_coverage
+
+    ident = parts[0][0]["identity"]
+    for meta, _ in parts[1:]:
+        if meta["identity"] != ident:
+            raise BadInputError("the partial files come from different runs (options or generator differ)")
+    s = ident["samples"]
+    check_coverage([tuple(m["range"]) for m, _ in parts], s["n"])
+    fp = s["generator"]["fingerprint"]
+    if gen.fingerprint and fp and gen.fingerprint != fp:
+        raise MismatchError("the partial files were made with a different checkpoint")
+    p = plan(
+        gen,
+        space=s["space"],
+        n=s["n"],
+        k=ident["k"],
+        batch_size=parts[0][0].get("batch_size", 500),
+        seed=s["seed"],
+        layers=ident["layers"],
+        solver=ident["solver"],
+        n_regression=ident["n_regression"] or None,
+    )
+    if json_normal(p.identity) != ident:
+        raise MismatchError("the generator's settings differ from those the partial files were made with")
+    stats = MeanCov(p.stream.dim, gen.device)
+    for _, arrays in sorted(parts, key=lambda part: part[0]["range"][0]):
+        part = MeanCov(p.stream.dim, gen.device)
+        part.load_state_dict(arrays)
+        stats.merge(part)
+    return finish(gen, p, pca_from_cov(stats, p.k), job=job or Job(None, ident))
