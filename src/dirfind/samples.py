@@ -137,9 +137,9 @@ def write_samples(
     ident = {k: v for k, v in meta.items() if k not in ("dirfind_version",)}
     ident["images"] = str(img_dir) if img_dir else None
     folder = progress_dir(out)
-    fresh_images = img_dir is not None and not (resume and (folder / "state.npz").exists())
-    if fresh_images and img_dir.exists() and any(img_dir.iterdir()) and not force:
-        raise OutputError(f"{img_dir} is not empty; pass --force to write into it")
+    if img_dir is not None and not (folder / "state.npz").exists():  # with progress, Job.open decides
+        if img_dir.exists() and any(img_dir.iterdir()) and not force:
+            raise OutputError(f"{img_dir} is not empty; pass --force to write into it")
     job = Job.open(folder, ident, resume=resume, force=force, every=every)
     writer = SampleWriter(stream, folder, img_dir, resume=job.resumed)
     reduce_stream(stream, writer, job=job, stage="samples", desc="sample")

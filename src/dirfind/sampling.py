@@ -13,8 +13,8 @@ index, never on the batch size, the shard or ``n`` (the first 1000 samples of a 
 1000 samples of a 1000 run). Fixed blocks keep this fast (one generator per 1024 samples, about
 1 s per million 512-d latents, where ``RandomState(seed)`` per sample costs ~2 min per million)
 and go through the family's own prior (``draw_z``), so truncated priors work unchanged.
-``stream`` separates independent uses of one seed (GANSpace fits on stream 0 and regresses on
-fresh samples from stream 1).
+``stream`` separates independent uses of one seed (GANSpace fits on stream 0, regresses on
+fresh samples from stream 1 and measures latent sigmas on stream 2).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from .progress import bar
 BLOCK = 1024
 
 #: Named independent sub-streams of one seed.
-STREAMS = {"samples": 0, "regression": 1}
+STREAMS = {"samples": 0, "regression": 1, "scale": 2}
 
 _SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 

@@ -13,9 +13,11 @@ latent direction of component k.
 Step unit ("sigma"): ``scales[k]`` is the standard deviation of the latent samples projected on
 direction k. For W-space PCA it is the component's own standard deviation (GANSpace's
 ``lat_stdev`` with ``use_w``). For regressed directions GANSpace sets ``lat_stdev = 1`` for z,
-which is exactly the std of N(0, I) along any unit vector; we estimate it from the regression
-samples instead (equal to 1 within sampling error for Gaussian priors, and also right for
-truncated priors and for regression to w). Scores are the explained-variance ratios of the PCA
+which is exactly the std of N(0, I) along any unit vector; we estimate it from fresh prior
+samples instead (stream 2, as many as the regression uses): equal to 1 within sampling error for
+Gaussian priors, and also right for truncated priors and for regression to w. (Not from the
+regression samples themselves: the fitted directions follow their fluctuations, which inflates
+the in-sample std by several percent at 3,000 samples.) Scores are the explained-variance ratios of the PCA
 (in activation space for regressed banks). See docs/ganspace.md.
 """
 
@@ -52,7 +54,7 @@ def default_space(gen: Generator) -> str:
 
 class LatentRegression:
     """Streams the normal equations of GANSpace's regression: PCA coordinates of the activations
-    (centred, projected, divided by their std) against the latents, plus the latents' moments."""
+    (centred, projected, divided by their std) against the latents."""
 
     def __init__(self, pca: PCAResult, latent_dim: int, device: torch.device | str = "cpu"):
         self.device = torch.device(device)
@@ -62,7 +64,6 @@ class LatentRegression:
         k = len(pca.components)
         self.ata = torch.zeros(k, k, dtype=torch.float64, device=self.device)
         self.atz = torch.zeros(k, latent_dim, dtype=torch.float64, device=self.device)
-        self.latents = MeanCov(latent_dim, self.device)
 
     def coords(self, x: torch.Tensor) -> torch.Tensor:
         """Standardised PCA coordinates (B, k) of flattened activations."""
@@ -74,7 +75,6 @@ class LatentRegression:
         z = batch.latent.reshape(len(batch), -1).to(self.device, torch.float64)
         self.ata += a.T @ a
         self.atz += a.T @ z
-        self.latents.add(z)
 
     def solve(self) -> tuple[np.ndarray, np.ndarray]:
         """(M (k, latent_dim) least-squares solution, its row norms)."""
@@ -82,13 +82,11 @@ class LatentRegression:
         return m, np.linalg.norm(m, axis=1)
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        lat = {f"lat_{k}": v for k, v in self.latents.state_dict().items()}
-        return {"ata": self.ata.cpu().numpy(), "atz": self.atz.cpu().numpy(), **lat}
+        return {"ata": self.ata.cpu().numpy(), "atz": self.atz.cpu().numpy()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         self.ata = torch.from_numpy(np.array(state["ata"])).to(self.device)
         self.atz = torch.from_numpy(np.array(state["atz"])).to(self.device)
-        self.latents.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("lat_")})
 
 
 def regression_samples(n: int, n_regression: int | None) -> int:
@@ -240,16 +238,23 @@ def finish(gen: Generator, p: Plan, pca: PCAResult, *, job: Job) -> DirectionBan
         reduce_stream(reg_stream, reg, job=job, stage="regression", desc="regression")
         m, norms = reg.solve()
         directions = m / norms[:, None]
-        lat_cov = reg.latents.cov().cpu().numpy()
-        scales = np.sqrt(np.einsum("kd,de,ke->k", directions, lat_cov, directions))
-        mean = reg.latents.mean.cpu().numpy()
+        # sigma from fresh latents (stream 2): the regression samples would bias it upwards, since
+        # the fitted directions follow those samples' own fluctuations
+        moments = SampleStream(
+            gen, p.n_regression, fs.latent_space, seed=stream.seed, stream=STREAMS["scale"], batch_size=4096
+        )
+        lat = reduce_stream(moments, MeanCov(dim, gen.device), job=job, stage="latent_moments", desc="latent sigma")
+        scales = np.sqrt(np.einsum("kd,de,ke->k", directions, lat.cov().cpu().numpy(), directions))
+        mean = lat.mean.cpu().numpy()
         extras = {
             "act_components": pca.components.astype(np.float32),
             "act_mean": pca.mean.astype(np.float32),
             "act_std": pca.std.astype(np.float32),
             "regression_norm": norms.astype(np.float32),
         }
-        info.update(activation=fs.name, n_regression=p.n_regression, latent_space=fs.latent_space)
+        info.update(
+            activation=fs.name, n_regression=p.n_regression, n_scale=p.n_regression, latent_space=fs.latent_space
+        )
     else:
         directions, scales, mean = pca.components, pca.std, pca.mean
     space = fs.latent_space
