@@ -96,6 +96,19 @@ def test_meancov_matches_numpy_and_merges():
     np.testing.assert_array_equal(c.cov().numpy(), whole.cov().numpy())
 
 
+def test_meancov_device_path_matches_the_cpu_path():
+    """The torch (GPU) code path, forced on the CPU, agrees with the BLAS path and with numpy."""
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal((3000, 30)) * np.linspace(5, 0.1, 30) + 7.0).astype(np.float32)
+    blas, dev = MeanCov(30), MeanCov(30)
+    dev._lower_only = False
+    for c in np.array_split(x, 5):
+        blas.add(torch.from_numpy(c))
+        dev.add(torch.from_numpy(c))
+    np.testing.assert_allclose(dev.cov().numpy(), blas.cov().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dev.cov().numpy(), np.cov(x.astype(np.float64), rowvar=False), rtol=1e-10, atol=1e-12)
+
+
 class _Boom(Exception):
     pass
 

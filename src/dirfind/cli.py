@@ -818,8 +818,9 @@ def merge_cmd(parts: tuple[str, ...], ckpt: str | None, out: str | None) -> None
     for p in parts:
         with np.load(p, allow_pickle=False) as f:
             loaded.append((json.loads(str(f["meta"][()])), {k: f[k] for k in f.files if k != "meta"}))
-    g = metas[0]["generator"]
-    gen = load_gen(ckpt or _bank_checkpoint(type("B", (), {"generator": g})()))
+    from types import SimpleNamespace
+
+    gen = load_gen(ckpt or _bank_checkpoint(SimpleNamespace(generator=metas[0]["generator"])))
     bank = merge_partials(gen, loaded)
     bank.save(out, force=SETTINGS.force)
     emit(_bank_text(bank, out), {"out": str(out), "parts": len(parts), **bank.summary()})

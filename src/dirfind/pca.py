@@ -115,13 +115,15 @@ def exact_pca(stream: SampleStream, k: int, *, job: Job | None = None, desc: str
 
 
 class BlockProduct:
-    """One pass of ``M2 @ Q`` (M2 = centred scatter) plus the mean and total sum of squares,
-    merged batch by batch with Chan's update so no global mean is needed in advance."""
+    """One pass of ``M2 @ Q`` (M2 = centred scatter) plus the mean, merged batch by batch with
+    Chan's update so no global mean is needed in advance. With ``total`` it also accumulates the
+    total sum of squares (the trace of M2, for explained-variance ratios)."""
 
-    def __init__(self, q: np.ndarray, device: torch.device | str = "cpu"):
+    def __init__(self, q: np.ndarray, device: torch.device | str = "cpu", total: bool = False):
         self.device = torch.device(device)
         self.q = torch.from_numpy(np.asarray(q, np.float64)).to(self.device)
         self.q32 = self.q.float()
+        self.total = total
         dim, width = self.q.shape
         self.n = 0
         self.mean = torch.zeros(dim, dtype=torch.float64, device=self.device)
@@ -133,10 +135,20 @@ class BlockProduct:
         nb = len(x)
         if nb == 0:
             return
-        mb = x.mean(0, dtype=torch.float64)
-        xc = x - mb.float()
-        yb = (xc.T @ (xc @ self.q32)).double()
-        ssb = float(xc.square().sum(dtype=torch.float64))
+        ones = torch.ones(nb, dtype=torch.float32, device=self.device)
+        mb = (ones @ x).double() / nb  # column sums as a BLAS gemv
+        if self.total:
+            xc = x - mb.float()
+            p = xc @ self.q32
+            yb = (xc.T @ p).double()
+            flat = xc.reshape(-1)
+            ssb = float(torch.dot(flat, flat))
+        else:
+            # (X - 1 mbᵀ)ᵀ (X - 1 mbᵀ) Q without forming the centred batch: P = X Q - 1 (mbᵀ Q),
+            # then Xᵀ P - mb (1ᵀ P); the features are O(mean) so float32 keeps ~1e-7 relative accuracy
+            p = x @ self.q32 - (mb @ self.q).float()
+            yb = (x.T @ p).double() - torch.outer(mb, p.sum(0).double())
+            ssb = 0.0
         na, n = self.n, self.n + nb
         d = mb - self.mean
         w = na * nb / n
@@ -221,7 +233,9 @@ def randomized_pca(
         passes = max_passes  # converged before the interruption: only the result is left to build
     for t in range(passes, max_passes):
         q = job.get("rpca_q")
-        red = reduce_stream(stream, BlockProduct(q, device), job=job, stage=f"pass{t}", desc=f"{desc} pass {t + 1}")
+        red = reduce_stream(
+            stream, BlockProduct(q, device, total=t == 0), job=job, stage=f"pass{t}", desc=f"{desc} pass {t + 1}"
+        )
         n = red.n
         cq = red.y.cpu().numpy() / (n - 1)
         if t == 0:

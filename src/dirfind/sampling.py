@@ -188,6 +188,8 @@ class SampleStream:
         self.batch_size = int(batch_size)
         self.shard = shard
         self.start, self.stop = shard_range(self.n, shard)
+        if self.stop == self.start:
+            raise BadInputError(f"shard {shard[0]}/{shard[1]} of {n} samples is empty; use fewer shards")
         self.space = feature_space(gen, space, latent_space)
         self._shape: tuple[int, ...] | None = None
 
@@ -299,29 +301,49 @@ class MeanCov:
         self.mean = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
         self.m2 = torch.zeros(self.dim, self.dim, dtype=torch.float64, device=self.device)
         self._lower_only = self.device.type == "cpu"
+        self._buf: np.ndarray | None = None
 
     def update(self, batch: Batch | torch.Tensor) -> None:
         x = batch.flat if isinstance(batch, Batch) else batch
         self.add(x)
 
     def add(self, x: torch.Tensor) -> None:
-        x = x.reshape(len(x), -1).to(self.device, torch.float64)
+        x = x.reshape(len(x), -1)
         nb = len(x)
         if nb == 0:
             return
         if x.shape[1] != self.dim:
             raise BadInputError(f"features have dimension {x.shape[1]}, expected {self.dim}")
+        if self._lower_only:
+            self._add_cpu(x.detach().cpu().numpy())
+            return
+        x = x.to(self.device, torch.float64)
         mb = x.mean(0)
         xc = x - mb
-        if self._lower_only:
-            from scipy.linalg.blas import dsyrk
-
-            # m2 is C-ordered, so m2.numpy().T is its Fortran-ordered view: "upper" there = lower here.
-            c = self.m2.numpy().T
-            dsyrk(1.0, xc.numpy().T, beta=1.0, c=c, trans=0, lower=0, overwrite_c=1)
-        else:
-            self.m2.addmm_(xc.T, xc)
+        self.m2.addmm_(xc.T, xc)
         self._merge_moments(nb, mb, None)
+
+    def _add_cpu(self, x: np.ndarray) -> None:
+        """CPU path in numpy + BLAS (no torch thread pool spinning between BLAS calls), centring
+        in a reused float64 buffer; the scatter and rank-1 updates fill the lower triangle."""
+        from scipy.linalg.blas import dsyr, dsyrk
+
+        nb = len(x)
+        if self._buf is None or len(self._buf) < nb:
+            self._buf = np.empty((nb, self.dim))
+        buf = self._buf[:nb]
+        np.copyto(buf, x)
+        mb = buf.mean(0)
+        buf -= mb
+        c = self.m2.numpy().T  # Fortran-ordered view of the C-ordered m2: its upper = our lower triangle
+        dsyrk(1.0, buf.T, beta=1.0, c=c, trans=0, lower=0, overwrite_c=1)
+        mean = self.mean.numpy()
+        na, n = self.n, self.n + nb
+        d = mb - mean
+        if na:
+            dsyr(na * nb / n, d, lower=0, a=c, overwrite_a=1)
+        mean += d * (nb / n)
+        self.n = n
 
     def _merge_moments(self, nb: int, mb: torch.Tensor, m2b: torch.Tensor | None) -> None:
         na, n = self.n, self.n + nb
@@ -344,8 +366,7 @@ class MeanCov:
         if other.dim != self.dim:
             raise BadInputError(f"cannot merge statistics of dimension {other.dim} into {self.dim}")
         if other.n:
-            self.m2 = self._full_m2()
-            self._lower_only = False
+            self.m2 = self._full_m2().contiguous()  # full is also a valid "lower" state for later adds
             self._merge_moments(other.n, other.mean.to(self.device), other._full_m2().to(self.device))
         return self
 
