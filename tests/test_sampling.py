@@ -12,7 +12,7 @@ from _procs import kill_midway
 from dirfind.errors import BadInputError, MismatchError, OutputError
 from dirfind.jobs import Job
 from dirfind.render import to_uint8
-from dirfind.sampling import BLOCK, MeanCov, SampleStream, draw_z, parse_shard, reduce_stream, shard_range
+from dirfind.sampling import BLOCK, Collector, MeanCov, SampleStream, draw_z, parse_shard, reduce_stream, shard_range
 
 
 def _recipe_z(seed: int, stream: int, start: int, stop: int) -> np.ndarray:
@@ -109,6 +109,15 @@ def test_meancov_device_path_matches_the_cpu_path():
     np.testing.assert_allclose(dev.cov().numpy(), np.cov(x.astype(np.float64), rowvar=False), rtol=1e-10, atol=1e-12)
 
 
+def test_collector_keeps_per_sample_arrays_of_a_shard(dcgan):
+    stream = SampleStream(dcgan, 300, "z", seed=2, batch_size=64, shard=(1, 3))
+    col = reduce_stream(stream, Collector(stream.start, stream.stop, {"z": (100,)}))
+    np.testing.assert_array_equal(col.data["z"], draw_z(dcgan, 100, 200, seed=2))
+    other = Collector(100, 200, {"z": (100,)})
+    other.load_state_dict(col.state_dict())
+    np.testing.assert_array_equal(other.data["z"], col.data["z"])
+
+
 class _Boom(Exception):
     pass
 
@@ -149,6 +158,30 @@ def test_interrupted_reduction_resumes_to_the_identical_state(dcgan, tmp_path):
     seen.clear()
     reduce_stream(stream, Counting(stream.dim), job=again, stage="cov")
     assert seen == []
+
+
+def test_ctrl_c_is_deferred_to_the_batch_end_and_checkpointed(dcgan, tmp_path):
+    """SIGINT in the middle of a batch: the batch completes, its state is saved, then KeyboardInterrupt."""
+    import os
+    import signal
+
+    stream = SampleStream(dcgan, 500, "z", seed=9, batch_size=100)
+    full = reduce_stream(stream, MeanCov(stream.dim))
+
+    class Interrupting(MeanCov):
+        def update(self, batch):
+            if batch.start == 200:
+                os.kill(os.getpid(), signal.SIGINT)  # arrives before this batch is folded in
+            super().update(batch)
+
+    job = Job.open(tmp_path / "p", {"t": 1}, every=3600)
+    with pytest.raises(KeyboardInterrupt):
+        reduce_stream(stream, Interrupting(stream.dim), job=job, stage="cov")
+    saved = Job.open(tmp_path / "p", {"t": 1}, resume=True)
+    assert saved.stage("cov").pos == 300, "the interrupted batch is completed and saved"
+    resumed = reduce_stream(stream, MeanCov(stream.dim), job=saved, stage="cov")
+    np.testing.assert_array_equal(resumed.state_dict()["m2"], full.state_dict()["m2"])
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "the handler is restored"
 
 
 def test_job_refuses_foreign_or_unrequested_progress(tmp_path):

@@ -7,6 +7,7 @@ Expected failures print one line ``dirfind: error: ...`` and exit with the codes
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import traceback
@@ -605,6 +606,21 @@ def _resume_options(f: Callable) -> Callable:
     return f
 
 
+@contextlib.contextmanager
+def _resume_hint(out: str) -> Any:
+    """On Ctrl-C / SIGTERM, say where the progress is and how to continue."""
+    from .jobs import progress_dir
+    from .progress import warn
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        folder = progress_dir(out)
+        if (folder / "state.npz").exists():
+            warn(f"progress saved in {folder}; rerun the same command with --resume to continue")
+        raise
+
+
 @command(cli, "sample")
 @ckpt_option()
 @click.option("-n", "n", type=int, required=True, help="Number of samples (all shards together).")
@@ -645,19 +661,20 @@ def sample_cmd(
         noise_mode=noise_mode,
         class_index=class_index,
     )
-    res = write_samples(
-        gen,
-        n,
-        out,
-        space=space,
-        seed=check_seed(SETTINGS.seed),
-        batch_size=batch_size,
-        shard=shard_t,
-        images=images,
-        resume=resume,
-        force=SETTINGS.force,
-        every=checkpoint_every,
-    )
+    with _resume_hint(out):
+        res = write_samples(
+            gen,
+            n,
+            out,
+            space=space,
+            seed=check_seed(SETTINGS.seed),
+            batch_size=batch_size,
+            shard=shard_t,
+            images=images,
+            resume=resume,
+            force=SETTINGS.force,
+            every=checkpoint_every,
+        )
     lo, hi = res["range"]
     text = f"wrote {out}: samples {lo}..{hi - 1} of {n} in {space} {tuple(res['shape'])}, seed {res['seed']}"
     if images:
@@ -724,7 +741,8 @@ def ganspace_cmd(
     """GANSpace: principal components of sampled w latents or layer activations (sigma-scaled steps)."""
     from .fileio import check_writable
     from .jobs import Job, progress_dir
-    from .methods import ganspace as gs
+    from .methods.ganspace import plan as make_plan
+    from .methods.ganspace import run, run_shard
     from .sampling import check_seed, parse_shard
     from .specs import parse_indices
 
@@ -738,7 +756,7 @@ def ganspace_cmd(
         class_index=class_index,
     )
     layer_list = None if layers is None else parse_indices(layers, gen.num_ws, "layer")
-    plan = gs.plan(
+    plan = make_plan(
         gen,
         space=space,
         n=n,
@@ -752,7 +770,8 @@ def ganspace_cmd(
     )
     job = Job.open(progress_dir(out), plan.job_identity, resume=resume, force=SETTINGS.force, every=checkpoint_every)
     if shard_t is not None:
-        meta, arrays = gs.run_shard(gen, plan, job=job)
+        with _resume_hint(out):
+            meta, arrays = run_shard(gen, plan, job=job)
         _save_partial(out, meta, arrays)
         job.finish()
         lo, hi = meta["range"]
@@ -762,7 +781,8 @@ def ganspace_cmd(
             {"out": str(out), **meta},
         )
         return
-    bank = gs.run(gen, plan, job=job, tol=tol, max_passes=max_passes)
+    with _resume_hint(out):
+        bank = run(gen, plan, job=job, tol=tol, max_passes=max_passes)
     bank.save(out, force=SETTINGS.force)
     job.finish()
     emit(_bank_text(bank, out), {"out": str(out), **bank.summary()})

@@ -227,7 +227,8 @@ class SampleStream:
             if self.space.kind == "latent":
                 self._shape = tuple(self.gen.latent_shape(self.space.spec))
             else:
-                self._shape = tuple(self.features(self.latents(draw_z(self.gen, 0, 1, self.seed, 1)))[1].shape[1:])
+                _, lat = self.embed(draw_z(self.gen, 0, 1, self.seed, self.stream))
+                self._shape = tuple(self.features(lat).shape[1:])
         return self._shape
 
     @property
@@ -235,27 +236,24 @@ class SampleStream:
         return int(np.prod(self.feature_shape))
 
     # ------------------------------------------------------------------ computing batches
-    def latents(self, z: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(z, latent) on the device for prior samples ``z``."""
+    def embed(self, z: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(z, latent in the stream's latent space), both on the generator's device."""
         gen = self.gen
         zt = torch.as_tensor(z).to(gen.device, gen.dtype)
         with torch.inference_mode():
             return zt, gen.embed(zt, self.space.latent_space)
 
-    def features(self, latents: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(latent, features) for a (z, latent) pair from :meth:`latents`."""
-        _, lat = latents
+    def features(self, latent: torch.Tensor) -> torch.Tensor:
+        """The stream's features of latents in its latent space (the latent itself for latent spaces)."""
         if self.space.kind == "latent":
-            return lat, lat
+            return latent
         with torch.inference_mode():
-            x = self.gen.activation(lat, self.space.latent_space, self.space.name)
-        return lat, x.float()
+            return self.gen.activation(latent, self.space.latent_space, self.space.name).float()
 
     def batch(self, start: int, stop: int) -> Batch:
         """The batch of samples ``start .. stop-1`` (any range, not only this stream's batches)."""
-        z, lat = self.latents(draw_z(self.gen, start, stop, self.seed, self.stream))
-        lat, x = self.features((z, lat))
-        return Batch(start, stop, z, lat, x)
+        z, lat = self.embed(draw_z(self.gen, start, stop, self.seed, self.stream))
+        return Batch(start, stop, z, lat, self.features(lat))
 
     def batches(self, start: int | None = None) -> Iterator[Batch]:
         """Batches from ``start`` (default: the stream's start) to the end of the stream."""
