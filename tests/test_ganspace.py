@@ -257,6 +257,13 @@ def test_cli_run_killed_midway_resumes_to_the_identical_bank(cli, tmp_path):
         np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
 
 
+def test_rank_deficient_activations_keep_only_real_components(dcgan):
+    """main.0 is linear in the 100-d z: asking for 120 components yields the 100 that exist."""
+    bank = ganspace(dcgan, space="act:main.0", n=600, k=120, seed=0, n_regression=600)
+    assert len(bank) == 100
+    assert bank.scores[-1] > 1e-4 and np.all(np.isfinite(bank.directions))
+
+
 def test_bad_options_are_one_line_errors(dcgan, cli):
     with pytest.raises(BadInputError, match="--layers"):
         ganspace(dcgan, space="act:main.2", n=100, k=5, layers=[0])

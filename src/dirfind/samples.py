@@ -134,7 +134,7 @@ def write_samples(
     check_writable(out, force)
     img_dir = Path(images) if images is not None else None
     meta = sample_meta(stream)
-    ident = {k: v for k, v in meta.items() if k not in ("dirfind_version",)}
+    ident = {k: v for k, v in meta.items() if k not in ("dirfind_version", "generator_identity")}
     ident["images"] = str(img_dir) if img_dir else None
     folder = progress_dir(out)
     if img_dir is not None and not (folder / "state.npz").exists():  # with progress, Job.open decides

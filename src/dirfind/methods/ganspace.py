@@ -36,6 +36,7 @@ from ..errors import BadInputError, MismatchError
 from ..generators.base import Generator
 from ..jobs import Job, json_normal
 from ..pca import PCAResult, check_k, choose_solver, pca_from_cov, streaming_pca
+from ..progress import warn
 from ..sampling import STREAMS, Batch, MeanCov, SampleStream, feature_space, reduce_stream
 
 #: GANSpace's minimum number of fresh samples for the regression to the latent.
@@ -213,10 +214,23 @@ def run(gen: Generator, p: Plan, *, job: Job | None = None, tol: float = 1e-4, m
     return finish(gen, p, pca, job=job)
 
 
+def _drop_degenerate(pca: PCAResult) -> PCAResult:
+    """Keep only components with non-zero variance (the data may have rank < k, e.g. a layer
+    that is linear in a 100-d z); they have no direction to regress and no sigma. "Zero" is below
+    1e-6 of the top variance: the randomized solver's float32 products leave ~1e-9 there."""
+    keep = pca.variances > 1e-6 * max(float(pca.variances.max(initial=0.0)), 1e-300)
+    if keep.all():
+        return pca
+    r = int(keep.sum())
+    warn(f"warning: the samples have rank {r} < k = {len(keep)}; keeping {r} components")
+    return PCAResult(pca.components[:r], pca.variances[:r], pca.total_variance, pca.mean, pca.n, pca.info)
+
+
 def finish(gen: Generator, p: Plan, pca: PCAResult, *, job: Job) -> DirectionBank:
     """Turn a PCA result into a bank: directly for latent spaces, by regression for activations."""
     stream = p.stream
     fs = stream.space
+    pca = _drop_degenerate(pca)
     k = len(pca.components)
     info: dict[str, Any] = {
         "explained": pca.ratio.tolist(),
