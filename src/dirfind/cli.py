@@ -284,6 +284,11 @@ def _spec(indices: list[int]) -> str:
 )
 @click.option("--seeds", default=None, metavar="SPEC", help="Sample seeds, e.g. 0-3 or 1,5,9 (default 0-3).")
 @click.option(
+    "--origin/--no-origin",
+    default=None,
+    help="Also render a local bank's own sample first (default: alone when no --seeds/--latents are given).",
+)
+@click.option(
     "--latents",
     "latents_path",
     default=None,
@@ -308,6 +313,7 @@ def traverse_cmd(
     steps: int,
     span: tuple[float, float] | None,
     seeds: str | None,
+    origin: bool | None,
     latents_path: str | None,
     latent_space: str | None,
     layers: str | None,
@@ -347,9 +353,11 @@ def traverse_cmd(
     layer_list = None if layers is None else parse_indices(layers, gen.num_ws, "layer")
     seed_list = None
     latents = None
+    if origin is None:
+        origin = bank.origin is not None and seeds is None and latents_path is None
     if latents_path is not None:
         latents = _read_latents(gen, bank, latents_path, latent_space)
-    else:
+    elif seeds is not None or not origin:
         seed_list = parse_indices(seeds or "0-3", None, "seed")
     result = traverse(
         gen,
@@ -364,8 +372,9 @@ def traverse_cmd(
         out=out,
         force=SETTINGS.force,
         fps=fps,
+        origin=origin,
     )
-    n = len(seed_list) if seed_list is not None else len(latents)
+    n = (len(seed_list) if seed_list is not None else len(latents) if latents is not None else 0) + int(origin)
     text = (
         f"wrote {result['files'][0] if len(result['files']) == 1 else str(out).rstrip('/') + '/'}: "
         f"{len(dir_list)} direction(s) x {n} sample(s) x {steps} steps "
@@ -377,6 +386,7 @@ def traverse_cmd(
             "files": result["files"],
             "dirs": dir_list,
             "seeds": seed_list,
+            "origin": origin,
             "alphas": result["alphas"],
             "bank": str(bank_path),
             "checkpoint": gen.checkpoint,
@@ -844,6 +854,197 @@ def merge_cmd(parts: tuple[str, ...], ckpt: str | None, out: str | None) -> None
     bank = merge_partials(gen, loaded)
     bank.save(out, force=SETTINGS.force)
     emit(_bank_text(bank, out), {"out": str(out), "parts": len(parts), **bank.summary()})
+
+
+# ---------------------------------------------------------------------- jacobian / hessian / orojar
+
+
+@command(cli, "jacobian")
+@ckpt_option()
+@click.option("--seeds", default="0", show_default=True, metavar="SPEC", help="Sample seed(s); several need --average.")
+@click.option("--average", is_flag=True, help="Average JᵀJ over the samples: global instead of local directions.")
+@click.option(
+    "--space", type=click.Choice(["z", "w", "w+"]), default=None, help="Edit space (default: w if any, else z)."
+)
+@click.option("--layers", default=None, metavar="SPEC", help="w/w+ layers the edit moves (default all).")
+@click.option("-k", "k", type=int, default=None, help="Keep the top K directions (default: all).")
+@click.option(
+    "--size", type=int, default=None, help="Resize outputs (nearest) to SIZE px first, e.g. 256 as LowRankGAN."
+)
+@click.option(
+    "--channels",
+    type=click.Choice(["mean", "sum", "all"]),
+    default="mean",
+    show_default=True,
+    help="Channel reduction of the outputs: mean (LowRankGAN), sum (ReSeFa) or all.",
+)
+@click.option("--region", default=None, metavar="X0,Y0,X1,Y1", help="Local editing: a box in output pixels.")
+@click.option(
+    "--mask", "mask_path", default=None, metavar="FILE.png", help="Local editing: a mask image (non-zero = region)."
+)
+@click.option(
+    "--local-method",
+    type=click.Choice(["nullspace", "generalized"]),
+    default="nullspace",
+    show_default=True,
+    help="nullspace: LowRankGAN projection onto the background null space; generalized: ReSeFa eigenproblem.",
+)
+@click.option(
+    "--rank-method",
+    type=click.Choice(["rpca", "energy"]),
+    default="rpca",
+    show_default=True,
+    help="nullspace ranks: rpca (official Robust PCA) or energy (share of each trace, --energy).",
+)
+@click.option("--energy", type=float, default=0.99, show_default=True, help="Trace share for --rank-method energy.")
+@click.option("--relax", type=int, default=0, show_default=True, help="LowRankGAN num_relax: enlarge the null space.")
+@click.option("--tau", type=float, default=1e-3, show_default=True, help="ReSeFa regulariser: B + tau*trace(B)*I.")
+@click.option("--chunk", type=int, default=32, show_default=True, help="Tangents per forward-mode pass (memory).")
+@render_options
+@out_option("directions.npz", "Where to write the direction bank.")
+def jacobian_cmd(
+    ckpt: str,
+    seeds: str,
+    average: bool,
+    space: str | None,
+    layers: str | None,
+    k: int | None,
+    size: int | None,
+    channels: str,
+    region: str | None,
+    mask_path: str | None,
+    local_method: str,
+    rank_method: str,
+    energy: float,
+    relax: int,
+    tau: float,
+    chunk: int,
+    truncation: float | None,
+    truncation_cutoff: int | None,
+    noise_mode: str | None,
+    class_index: int | None,
+    out: str,
+) -> None:
+    """LowRankGAN / ReSeFa: eigenvectors of the image Jacobian's JᵀJ (exact, forward mode)."""
+    from .errors import BadInputError
+    from .fileio import check_writable
+    from .methods.lowrank import lowrank, parse_region, read_mask, region_mask
+    from .specs import parse_indices
+
+    check_writable(out, SETTINGS.force)
+    if region is not None and mask_path is not None:
+        raise BadInputError("give --region or --mask, not both")
+    gen = load_gen(
+        ckpt, truncation=truncation, truncation_cutoff=truncation_cutoff, noise_mode=noise_mode, class_index=class_index
+    )
+    space = space or ("w" if "w" in gen.spaces else "z")
+    layer_list = None if layers is None else parse_indices(layers, gen.num_ws, "layer")
+    mask = None
+    if region is not None:
+        mask = region_mask(parse_region(region), gen.resolution)
+    elif mask_path is not None:
+        mask = read_mask(mask_path)
+    seed_list = parse_indices(seeds, None, "seed")
+    bank = lowrank(
+        gen,
+        gen.z_from_seeds(seed_list),
+        space=space,
+        layers=layer_list,
+        k=k,
+        average=average,
+        size=size,
+        channels=channels,
+        mask=mask,
+        local_method=local_method,
+        rank_method=rank_method,
+        energy=energy,
+        relax=relax,
+        tau=tau,
+        chunk=chunk,
+        seeds=seed_list,
+    )
+    bank.save(out, force=SETTINGS.force)
+    emit(_bank_text(bank, out), {"out": str(out), **bank.summary()})
+
+
+def _learn_options(f: Callable) -> Callable:
+    """Options shared by `dirfind hessian` and `dirfind orojar` (official defaults)."""
+    opts = [
+        click.option(
+            "-k", "--ndirs", "ndirs", type=int, default=None, help="Directions to learn (default: slice width)."
+        ),
+        click.option("--steps", type=int, default=1000, show_default=True, help="Optimisation steps (in total)."),
+        click.option("--batch-size", type=int, default=8, show_default=True, help="Samples per step."),
+        click.option("--lr", type=float, default=0.01, show_default=True, help="Adam learning rate."),
+        click.option(
+            "--estimator",
+            type=click.Choice(["fd", "exact"]),
+            default="fd",
+            show_default=True,
+            help="fd: official finite differences (eps); exact: forward-mode derivatives.",
+        ),
+        click.option("--probes", "k", type=int, default=2, show_default=True, help="Rademacher probes per sample."),
+        click.option("--epsilon", type=float, default=0.1, show_default=True, help="Finite-difference step (fd)."),
+        click.option(
+            "--search-space",
+            default="all",
+            show_default=True,
+            metavar="all|coarse|mid|fine|A:B",
+            help="Slice of the latent the directions live in (coarse/mid/fine = thirds).",
+        ),
+        click.option("--space", type=click.Choice(["z", "w"]), default="z", show_default=True, help="Edit space."),
+        click.option(
+            "--init", type=click.Choice(["random", "coords"]), default="random", show_default=True, help="Initial A."
+        ),
+        click.option(
+            "--checkpoint-steps", type=int, default=100, show_default=True, help="Save progress every N steps."
+        ),
+        click.option("--resume", is_flag=True, help="Continue an interrupted run from <out>.progress/ (same options)."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _learn_cmd(method: str, ckpt: str, out: str, checkpoint_steps: int, resume: bool, **opts: Any) -> None:
+    from .fileio import check_writable
+    from .jobs import Job, progress_dir
+    from .methods.learn import LearnConfig, identity, learn
+    from .sampling import check_seed
+
+    check_writable(out, SETTINGS.force)
+    gen = load_gen(ckpt)
+    cfg = LearnConfig(method=method, seed=check_seed(SETTINGS.seed), **opts)
+    job = Job.open(progress_dir(out), identity(gen, cfg), resume=resume, force=SETTINGS.force)
+    with _resume_hint(out):
+        bank = learn(gen, cfg, job=job, checkpoint_steps=checkpoint_steps)
+    bank.save(out, force=SETTINGS.force)
+    job.finish()
+    loss = bank.info["loss"]
+    text = _bank_text(bank, out, top=0).splitlines()[0] + (
+        f"\n  loss {loss['first']:.5g} -> {loss['last']:.5g} over {loss['steps']} steps "
+        f"(mean of last 10%: {loss['mean_last_10pct']:.5g})"
+    )
+    emit(text, {"out": str(out), **bank.summary()})
+
+
+@command(cli, "hessian")
+@ckpt_option()
+@_learn_options
+@click.option("--path-size", type=float, default=5.0, show_default=True, help="Distances along a direction ~ U[-P, P].")
+@out_option("directions.npz", "Where to write the direction bank.")
+def hessian_cmd(ckpt: str, out: str, checkpoint_steps: int, resume: bool, **opts: Any) -> None:
+    """Hessian Penalty: learn K orthonormal directions with a diagonal generator Hessian (Peebles et al.)."""
+    _learn_cmd("hessian", ckpt, out, checkpoint_steps, resume, **opts)
+
+
+@command(cli, "orojar")
+@ckpt_option()
+@_learn_options
+@out_option("directions.npz", "Where to write the direction bank.")
+def orojar_cmd(ckpt: str, out: str, checkpoint_steps: int, resume: bool, **opts: Any) -> None:
+    """OroJaR: learn K directions whose image changes are orthogonal (Wei et al.)."""
+    _learn_cmd("orojar", ckpt, out, checkpoint_steps, resume, path_size=0.0, **opts)
 
 
 # ---------------------------------------------------------------------- demo

@@ -113,22 +113,33 @@ def traverse(
     out: str | Path | None = None,
     force: bool = False,
     fps: float = 8.0,
+    origin: bool = False,
 ) -> dict[str, Any]:
     """Render a traversal of ``dirs`` for ``seeds`` (or given working-space ``latents``).
 
     Returns ``{"images": (rows, steps, H, W, C) uint8, "alphas": [...], "files": [...]}``; rows are
     direction-major (for each direction, every sample). ``span`` defaults to the bank's range.
+    ``origin``: also render the sample a local bank was computed at (``bank.origin``), first.
     """
     if steps < 1:
         raise BadInputError(f"--steps must be at least 1, got {steps}")
     lo, hi = span if span is not None else bank.default_range
     alphas = np.linspace(lo, hi, steps).tolist() if steps > 1 else [float(hi)]
-    if latents is None:
-        if seeds is None:
-            raise BadInputError("give seeds or latents to traverse")
+    if latents is None and seeds is None and not origin:
+        raise BadInputError("give seeds or latents to traverse")
+    if latents is not None:
+        base = latents.to(gen.device, gen.dtype)
+    elif seeds is not None:
         base = base_latents(gen, bank, gen.z_from_seeds(list(seeds)))
     else:
-        base = latents.to(gen.device, gen.dtype)
+        base = torch.zeros(0, *gen.latent_shape(working_space(bank)), device=gen.device, dtype=gen.dtype)
+    if origin:
+        if bank.origin is None:
+            raise BadInputError("this bank records no origin sample (only local Jacobian banks do)")
+        own = torch.from_numpy(bank.origin).to(gen.device, gen.dtype)
+        if tuple(own.shape) != tuple(gen.latent_shape(working_space(bank))):
+            raise BadInputError(f"bank origin of shape {tuple(own.shape)} does not fit this generator")
+        base = torch.cat([own[None], base])
     edited = traversal_latents(gen, bank, base, dirs, alphas, layers)
     imgs = render(gen, edited, working_space(bank), batch_size=batch_size)
     tiles = imgs.reshape(-1, *imgs.shape[2:])
