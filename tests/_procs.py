@@ -15,22 +15,33 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _slow_cli(args: list[str], delay: float) -> str:
-    """Python code running the CLI with every batch slowed down (so the test can kill it mid-way)."""
+def _slow_cli(args: list[str], delay: float, slow: str = "dirfind.sampling:SampleStream.batch") -> str:
+    """Python code running the CLI with every call of ``slow`` ("module:attr.path") slowed down
+    (so the test can kill it mid-way)."""
+    module, path = slow.split(":")
+    owner, _, name = path.rpartition(".")
     return (
-        "import time, sys\n"
-        "import dirfind.sampling as s\n"
-        "orig = s.SampleStream.batch\n"
-        f"s.SampleStream.batch = lambda self, a, b: (time.sleep({delay}), orig(self, a, b))[1]\n"
+        "import importlib, time, sys\n"
+        f"m = importlib.import_module({module!r})\n"
+        f"owner = m if not {owner!r} else eval({owner!r}, vars(m))\n"
+        f"orig = getattr(owner, {name!r})\n"
+        f"setattr(owner, {name!r}, lambda *a, **k: (time.sleep({delay}), orig(*a, **k))[1])\n"
         "from dirfind.cli import main\n"
         f"sys.exit(main({args!r}))\n"
     )
 
 
-def kill_midway(args: list[str], cwd: Path, state: Path, min_pos: int, delay: float = 0.05) -> None:
+def kill_midway(
+    args: list[str],
+    cwd: Path,
+    state: Path,
+    min_pos: int,
+    delay: float = 0.05,
+    slow: str = "dirfind.sampling:SampleStream.batch",
+) -> None:
     """Start the CLI in a subprocess and SIGKILL it once its saved progress passes ``min_pos``."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    proc = subprocess.Popen([sys.executable, "-c", _slow_cli(args, delay)], cwd=cwd, env=env)
+    proc = subprocess.Popen([sys.executable, "-c", _slow_cli(args, delay, slow)], cwd=cwd, env=env)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
