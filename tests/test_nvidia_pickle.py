@@ -95,8 +95,8 @@ def test_real_pickle_dumps_payload_is_refused(tmp_path, cli):
     assert not target.exists()
 
 
-def _persistent_pickle(meta: dict) -> bytes:
-    """Pickle ``{"G_ema": <persistent object>}`` the way NVIDIA's persistence decorator does."""
+def _persistent_pickle(meta: dict, keys: tuple[str, ...] = ("G", "G_ema")) -> bytes:
+    """Pickle ``{key: <persistent object>}`` the way NVIDIA's persistence decorator does."""
     mod = types.ModuleType("torch_utils.persistence")
 
     def _reconstruct_persistent_obj(meta):  # pragma: no cover - never called (pickling only)
@@ -115,7 +115,7 @@ def _persistent_pickle(meta: dict) -> bytes:
     saved = {k: sys.modules.get(k) for k in ("torch_utils", "torch_utils.persistence")}
     sys.modules.update({"torch_utils": pkg, "torch_utils.persistence": mod})
     try:
-        return pickle.dumps({"G": Persistent(), "G_ema": Persistent()}, protocol=4)
+        return pickle.dumps({k: Persistent() for k in keys}, protocol=4)
     finally:
         for k, v in saved.items():
             if v is None:

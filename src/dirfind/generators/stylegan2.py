@@ -257,7 +257,7 @@ class StyleGAN2Generator(Generator):
     def synthesis(self, latent: torch.Tensor, space: str = "z") -> torch.Tensor:
         for name, x in self._run(self._ws(latent, space)):
             if name == "image":
-                return x.float()
+                return x
         raise AssertionError("synthesis produced no image")
 
     # ------------------------------------------------------------------ what methods read

@@ -71,8 +71,9 @@ class SG2Config:
 
 
 def _filter(taps: list[float]) -> torch.Tensor:
-    f = torch.as_tensor(taps, dtype=torch.float32)
-    f = torch.outer(f, f) if f.ndim == 1 else f
+    """Normalised 2-D FIR filter (always a small real CPU tensor, even while building on meta)."""
+    f = torch.as_tensor(taps, dtype=torch.float32, device="cpu")
+    f = f[:, None] * f[None, :] if f.ndim == 1 else f
     return f / f.sum()
 
 
@@ -105,6 +106,11 @@ class Dense(nn.Module):
     def effective_weight(self) -> torch.Tensor:
         """W·gain, (out, in): the matrix with ``features = W @ x + b``."""
         return self.weight * self.weight_gain
+
+
+def _wide(t: torch.Tensor) -> torch.Tensor:
+    """Images accumulate in float32 (or wider) whatever the synthesis precision."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
 def _noise(const: torch.Tensor | None, strength: torch.Tensor, x: torch.Tensor, mode: str) -> torch.Tensor | None:
@@ -262,9 +268,9 @@ class NvidiaNet(nn.Module):
                 x = b.conv1(x, ws[:, idx + 1], noise_mode, fused)
                 yield f"{name}.conv1", x
             if img is not None:
-                img = upsample2d(img, b.resample_filter.float())
+                img = upsample2d(img, b.resample_filter.to(img.dtype))
             if b.has_torgb:
-                y = b.torgb(x, ws[:, idx + b.num_conv], fused).float()
+                y = _wide(b.torgb(x, ws[:, idx + b.num_conv], fused))
                 img = y if img is None else img + y
             idx += b.num_conv
         yield "image", img
@@ -318,9 +324,9 @@ class _RosToRGB(nn.Module):
         self.conv = _RosModConv(cin, cfg.img_channels, 1, w_dim, cfg, demodulate=False)
 
     def forward(self, x, w, skip, fused: bool) -> torch.Tensor:
-        out = (self.conv(x, w, None, fused) + self.bias.to(x.dtype)).float()
+        out = _wide(self.conv(x, w, None, fused) + self.bias.to(x.dtype))
         if skip is not None:
-            out = out + upsample2d(skip, self.upsample.kernel.float() / 4)
+            out = out + upsample2d(skip, self.upsample.kernel.to(skip.dtype) / 4)
         return out
 
 
