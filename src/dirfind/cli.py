@@ -299,6 +299,12 @@ def _spec(indices: list[int]) -> str:
 @click.option("--layers", default=None, metavar="SPEC", help="Edit only these w+ layers (w banks).")
 @render_options
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Images per generator call.")
+@click.option(
+    "--dtype",
+    type=click.Choice(["fp32", "fp16", "bf16"]),
+    default=None,
+    help="Synthesis precision on CUDA (style-based generators; CPU renders in fp32).",
+)
 @click.option("--fps", type=float, default=8.0, show_default=True, help="GIF frames per second.")
 @out_option(None, "grid.png | anim.gif | frames/ (default: traverse_d<DIRS>.png).")
 def traverse_cmd(
@@ -316,6 +322,7 @@ def traverse_cmd(
     noise_mode: str | None,
     class_index: int | None,
     batch_size: int,
+    dtype: str | None,
     fps: float,
     out: str | None,
 ) -> None:
@@ -344,6 +351,10 @@ def traverse_cmd(
     if class_index is None and bank.generator.get("class_index") is not None and gen.num_classes:
         gen.configure(class_index=bank.generator["class_index"])
     bank.check_generator(gen, force=SETTINGS.force)
+    if dtype is not None:
+        from .device import resolve_dtype
+
+        gen.set_precision(resolve_dtype(dtype, gen.device), channels_last=gen.device.type == "cuda")
     layer_list = None if layers is None else parse_indices(layers, gen.num_ws, "layer")
     seed_list = None
     latents = None

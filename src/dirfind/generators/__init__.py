@@ -76,7 +76,8 @@ def load_generator(
 
 
 # Family adapters register themselves on import.
-from . import dcgan  # noqa: E402,F401
+from . import dcgan  # noqa: E402,F401,I001
+from . import stylegan2  # noqa: E402,F401,I001
 
 __all__ = [
     "FAMILIES",

@@ -112,3 +112,9 @@ def unwrap_state_dict(obj: Any, keys: tuple[str, ...] = ("netG_state_dict", "sta
     if isinstance(obj, dict) and obj and all(isinstance(k, str) and k.startswith("module.") for k in obj):
         obj = type(obj)((k[len("module.") :], v) for k, v in obj.items())
     return obj
+
+
+# NVIDIA network pickles (stylegan2-ada-pytorch, stylegan3): restricted, never runs embedded source.
+from .nvidia_pickle import read_nvidia_pickle  # noqa: E402
+
+register_pickle_reader("nvidia", read_nvidia_pickle)
