@@ -282,6 +282,14 @@ def _spec(indices: list[int]) -> str:
     metavar="A B",
     help="Step range in the bank's step unit (default: the bank's, e.g. -3 3).",
 )
+@click.option(
+    "--to-distance",
+    type=float,
+    nargs=2,
+    default=None,
+    metavar="A B",
+    help="Hyperplane banks (interfacegan): move each sample so its signed distance goes from A to B.",
+)
 @click.option("--seeds", default=None, metavar="SPEC", help="Sample seeds, e.g. 0-3 or 1,5,9 (default 0-3).")
 @click.option(
     "--latents",
@@ -307,6 +315,7 @@ def traverse_cmd(
     dirs: str,
     steps: int,
     span: tuple[float, float] | None,
+    to_distance: tuple[float, float] | None,
     seeds: str | None,
     latents_path: str | None,
     latent_space: str | None,
@@ -334,6 +343,10 @@ def traverse_cmd(
     check_writable(str(out).rstrip("/\\"), SETTINGS.force)
     if seeds is not None and latents_path is not None:
         raise BadInputError("give --seeds or --latents, not both")
+    if span is not None and to_distance is not None:
+        raise BadInputError("give --range or --to-distance, not both")
+    if to_distance is not None and bank.intercepts is None:
+        raise BadInputError(f"{bank_path} has no hyperplane intercepts; --to-distance needs an interfacegan bank")
     gen = load_gen(
         ckpt or _bank_checkpoint(bank),
         truncation=truncation,
@@ -364,12 +377,14 @@ def traverse_cmd(
         out=out,
         force=SETTINGS.force,
         fps=fps,
+        to_distance=to_distance,
     )
     n = len(seed_list) if seed_list is not None else len(latents)
+    unit = "signed distance" if to_distance is not None else bank.step_unit
     text = (
         f"wrote {result['files'][0] if len(result['files']) == 1 else str(out).rstrip('/') + '/'}: "
         f"{len(dir_list)} direction(s) x {n} sample(s) x {steps} steps "
-        f"({result['alphas'][0]:+g} .. {result['alphas'][-1]:+g} {bank.step_unit})"
+        f"({result['alphas'][0]:+g} .. {result['alphas'][-1]:+g} {unit})"
     )
     emit(
         text,
@@ -378,6 +393,7 @@ def traverse_cmd(
             "dirs": dir_list,
             "seeds": seed_list,
             "alphas": result["alphas"],
+            "to_distance": to_distance is not None,
             "bank": str(bank_path),
             "checkpoint": gen.checkpoint,
             "rows": len(dir_list) * n,
