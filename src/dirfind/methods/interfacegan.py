@@ -430,7 +430,9 @@ def parse_condition(spec: str) -> tuple[str, list[int]]:
     return path, parse_indices(idx, None, "direction")
 
 
-def load_conditions(specs: Sequence[str], space: str, dim: int, layers: Sequence[int] | None) -> tuple[np.ndarray, list]:
+def load_conditions(
+    specs: Sequence[str], space: str, dim: int, layers: Sequence[int] | None
+) -> tuple[np.ndarray, list]:
     """Condition directions (M, dim) from ``--condition`` specs, checked against the new boundary's space."""
     rows, used = [], []
     for spec in specs:
@@ -468,6 +470,7 @@ def fit_bank(
     source: str = "",
     max_iter: int | None = None,
     progress: Any = None,
+    extra_info: dict[str, Any] | None = None,
 ) -> DirectionBank:
     """One boundary per score column (each with a fresh ``seed`` split, as separate official calls),
     optionally projected orthogonal to ``conditions``, as an InterFaceGAN bank."""
@@ -506,13 +509,18 @@ def fit_bank(
         "source": source,
         "num_samples": int(len(s)),
         "score_stats": {
-            nm: {"mean": float(col[:, k].mean()), "std": float(col[:, k].std()), "min": float(col[:, k].min()),
-                 "max": float(col[:, k].max())}  # fmt: skip
+            nm: {
+                "mean": float(col[:, k].mean()),
+                "std": float(col[:, k].std()),
+                "min": float(col[:, k].min()),
+                "max": float(col[:, k].max()),
+            }  # fmt: skip
             for k, nm in enumerate(names)
         },
         "conditions": condition_info or [],
         "projection": extra if conditions is not None and len(conditions) else None,
         "intercept": "signed distance = direction · latent + intercept (latent in the bank's space)",
+        **(extra_info or {}),
     }
     params = {
         "ratio": ratio,
