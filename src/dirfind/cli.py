@@ -338,15 +338,15 @@ def traverse_cmd(
 
     bank = DirectionBank.load(bank_path)
     dir_list = bank.check_indices(parse_indices(dirs, None, "direction"))
+    if span is not None and to_distance is not None:
+        raise BadInputError("give --range or --to-distance, not both")
+    if to_distance is not None and bank.intercepts is None:
+        raise BadInputError(f"{bank_path} has no hyperplane intercepts; --to-distance needs an interfacegan bank")
     out = out or f"traverse_d{_spec(dir_list)}.png"
     output_kind(out)
     check_writable(str(out).rstrip("/\\"), SETTINGS.force)
     if seeds is not None and latents_path is not None:
         raise BadInputError("give --seeds or --latents, not both")
-    if span is not None and to_distance is not None:
-        raise BadInputError("give --range or --to-distance, not both")
-    if to_distance is not None and bank.intercepts is None:
-        raise BadInputError(f"{bank_path} has no hyperplane intercepts; --to-distance needs an interfacegan bank")
     gen = load_gen(
         ckpt or _bank_checkpoint(bank),
         truncation=truncation,

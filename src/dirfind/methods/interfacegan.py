@@ -490,7 +490,10 @@ def fit_bank(
         n, c = b.normal.astype(np.float64), b.intercept
         info: dict[str, Any] = {}
         if conditions is not None and len(conditions):
-            p = project_boundary(n, conditions)
+            try:
+                p = project_boundary(n, conditions)
+            except BadInputError as e:
+                raise BadInputError(f"boundary {name!r}: {e}") from None
             info = {
                 "cos_with_unconditioned": float(p @ n),
                 "max_abs_dot_with_conditions": float(np.abs(np.asarray(conditions, np.float64) @ p).max()),
