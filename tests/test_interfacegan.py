@@ -436,3 +436,48 @@ def test_convert_round_trip_with_generator(cli, samples_dir):
     # banks without intercepts cannot be traversed by distance
     assert cli("sefa", "--ckpt", "dcgan-digiface", "-k", "2", "--out", "s.npz").code == 0
     _one_line_error(cli("traverse", "--bank", "s.npz", "--dir", "0", "--to-distance", "-1", "1"), 4)
+
+
+# ---------------------------------------------------------------------- w / w+ (style-based families)
+
+
+def test_interfacegan_w_spaces(cli, fixtures):
+    """w and w+ boundaries on the tiny StyleGAN2 fixture (runs once the StyleGAN2 adapter is present)."""
+    from dirfind.generators import FAMILIES
+
+    ckpt = fixtures / "stylegan2" / "stylegan2_rosinality_tiny32.pt"
+    if "stylegan2" not in FAMILIES or not ckpt.exists():
+        pytest.skip("needs the StyleGAN2 adapter and its tiny fixture (branch sg2)")
+    from dirfind import load_generator
+    from dirfind.render import base_latents, signed_distance, traversal_latents
+
+    pred = f"{PREDICTORS}:face_attributes"
+    common = ["--ratio", "0.1", "--batch-size", "100"]
+    r = cli("interfacegan", "--ckpt", ckpt, "-n", "300", "--space", "w", "--predictor", pred, "--scores-out", "s.npy",
+            "--out", "w.npz", *common)  # fmt: skip
+    assert r.code == 0, r
+    gen = load_generator(str(ckpt), device="cpu")
+    wb = DirectionBank.load("w.npz")
+    assert wb.space == "w" and wb.dim == gen.w_dim and wb.layers is None
+    # z samples embedded to w with --ckpt give the same boundaries as the predictor run
+    assert cli("sample", "--ckpt", ckpt, "-n", "300", "--out", "z.npz").code == 0
+    assert cli("interfacegan", "--latents", "z.npz", "--ckpt", ckpt, "--space", "w", "--scores", "s.npy",
+               "--out", "wf.npz", *common[:2]).code == 0  # fmt: skip
+    np.testing.assert_allclose(DirectionBank.load("wf.npz").directions, wb.directions, atol=1e-6)
+    # w+ boundaries on layers 0-1 from a w+ sample file
+    assert cli("sample", "--ckpt", ckpt, "-n", "300", "--space", "w+", "--out", "wp.npz").code == 0
+    r = cli("interfacegan", "--latents", "wp.npz", "--scores", "s.npy", "--layers", "0-1", "--out", "wp_b.npz",
+            *common[:2])  # fmt: skip
+    assert r.code == 0, r
+    wp = DirectionBank.load("wp_b.npz")
+    assert wp.space == "w+" and wp.layers == [0, 1] and wp.dim == 2 * gen.w_dim
+    # --to-distance places every sample at the target distance in both spaces
+    for bank in (wb, wp):
+        base = base_latents(gen, bank, gen.z_from_seeds(range(4)))
+        edited = traversal_latents(gen, bank, base, [0], [-1.5, 2.0], to_distance=True)[0]
+        dist = signed_distance(gen, bank, 0, edited.reshape(-1, *edited.shape[2:])).reshape(4, 2)
+        np.testing.assert_allclose(dist.numpy(), np.tile([-1.5, 2.0], (4, 1)), atol=1e-4)
+        untouched = [i for i in range(gen.num_ws) if bank.layers is not None and i not in bank.layers]
+        if untouched:
+            assert torch.equal(edited[:, :, untouched], base[:, None, untouched].expand(-1, 2, -1, -1))
+    assert cli("traverse", "--bank", "wp_b.npz", "--dir", "1", "--to-distance", "-1", "1", "--steps", "3").code == 0
