@@ -248,6 +248,10 @@ def test_cli_errors_have_exit_codes(cli, samples_dir):
     np.save("plain.npy", z)
     _one_line_error(cli("interfacegan", "--latents", "plain.npy", "--scores", str(d / "scores.npy")), 4)
     _one_line_error(cli("interfacegan", "--ckpt", "dcgan-digiface", "-n", "100", "--predictor", "nomodule_xyz:f"), 3)
+    # predictor runs check the options before scoring anything
+    _one_line_error(cli("interfacegan", "--ckpt", "dcgan-digiface", "-n", "100", "--predictor",
+                        f"{PREDICTORS}:luminance", "--ratio", "0.001"), 4)  # fmt: skip
+    assert not Path("boundaries.npz.progress").exists()
     # an existing output needs --force
     assert cli("interfacegan", "--latents", lat, "--scores", str(d / "scores.npy"), "--solver", "linearsvc").code == 0
     _one_line_error(cli("interfacegan", "--latents", lat, "--scores", str(d / "scores.npy")), 7)

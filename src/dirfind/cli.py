@@ -1012,8 +1012,10 @@ def interfacegan_cmd(
         if ckpt is None or n is None:
             raise BadInputError("predictor mode needs --ckpt and -n")
         from .jobs import Job, progress_dir
+        from .methods.interfacegan import check_options
         from .sampling import SampleStream
 
+        check_options(n, ratio, val_split, C, solver)
         gen = load_gen(ckpt, **settings)
         sp = space or gen.spaces[0]
         ident = {

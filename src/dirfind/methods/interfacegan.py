@@ -135,6 +135,19 @@ def chosen_count(n: int, ratio: float) -> int:
     return min(k, n // 2)
 
 
+def check_options(n: int, ratio: float, val_split: float, C: float, solver: str) -> None:
+    """Validate the fitting options before any expensive work (e.g. scoring a million images)."""
+    if not 0 <= val_split < 1:
+        raise BadInputError(f"--val-split must be in [0, 1), got {val_split}")
+    if not np.isfinite(C) or C <= 0:
+        raise BadInputError(f"--C must be positive, got {C}")
+    if solver not in SOLVERS:
+        raise BadInputError(f"--solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
+    chosen = chosen_count(n, ratio)
+    if chosen < 2 or int(chosen * (1.0 - val_split) + 1e-9) < 1:
+        raise BadInputError(f"too few samples: {n} samples with --ratio {ratio:g} give {chosen} per side")
+
+
 def _order(scores: np.ndarray) -> np.ndarray:
     """Indices by descending score, as the official ``argsort(...)[::-1]`` (ties in its order)."""
     return np.argsort(scores.reshape(-1, 1), axis=0)[::-1, 0]

@@ -22,7 +22,7 @@ from ..generators.base import Generator
 from ..progress import log, warn
 from ..scores import StreamLatents, load_predictor, predict_stream, read_scores
 from ..specs import parse_indices
-from .interfacegan import Boundary, features, fit_bank, load_conditions
+from .interfacegan import Boundary, check_options, features, fit_bank, load_conditions
 
 #: options of :func:`~dirfind.methods.interfacegan.fit_bank` the commands pass through
 FIT_KEYS = ("ratio", "val_split", "C", "solver", "seed", "invalid_value", "max_iter")
@@ -229,6 +229,7 @@ def from_predictor(
     label = predictor if isinstance(predictor, str) else getattr(fn, "__qualname__", "predictor")
     seed = int(fit.get("seed") or 0)
     lay = parse_layers(layers, space, gen.num_ws)
+    check_options(n, fit.get("ratio", 0.02), fit.get("val_split", 0.3), fit.get("C", 1.0), fit.get("solver", "svc"))
     scores, found = predict_stream(gen, n, fn, space=space, seed=seed, batch_size=batch_size, job=job)
     default = getattr(fn, "__name__", "score")
     col_names = _names(found, names, scores.shape[1], default)
