@@ -1014,8 +1014,10 @@ def interfacegan_cmd(
         from .jobs import Job, progress_dir
         from .methods.interfacegan import check_options
         from .sampling import SampleStream
+        from .scores import load_predictor
 
         check_options(n, ratio, val_split, C, solver)
+        fn = load_predictor(predictor)
         gen = load_gen(ckpt, **settings)
         sp = space or gen.spaces[0]
         ident = {
@@ -1024,11 +1026,16 @@ def interfacegan_cmd(
             **SampleStream(gen, n, sp, seed=seed).identity(),
         }
         job = Job.open(progress_dir(out), ident, resume=resume, force=SETTINGS.force, every=checkpoint_every)
-        with _resume_hint(out):
-            bank = io.from_predictor(
-                gen, n, predictor, space=sp, layers=layers, names=name_list, conditions=conditions,
-                batch_size=batch_size, job=job, scores_out=scores_out, force=SETTINGS.force, **fit,
-            )  # fmt: skip
+        try:
+            with _resume_hint(out):
+                bank = io.from_predictor(
+                    gen, n, fn, space=sp, layers=layers, names=name_list, conditions=conditions, label=predictor,
+                    batch_size=batch_size, job=job, scores_out=scores_out, force=SETTINGS.force, **fit,
+                )  # fmt: skip
+        except errors.DirfindError:
+            if not (progress_dir(out) / "state.npz").exists():
+                job.finish()  # nothing was saved: leave no empty progress folder behind
+            raise
         bank.save(out, force=SETTINGS.force)
         job.finish()
     else:

@@ -219,6 +219,7 @@ def from_predictor(
     job: Any = None,
     scores_out: str | Path | None = None,
     force: bool = False,
+    label: str | None = None,
     **fit: Any,
 ) -> DirectionBank:
     """Sample ``n`` latents (seed ``fit['seed']``, the samples of ``dirfind sample``), render and
@@ -226,7 +227,7 @@ def from_predictor(
     space = space or gen.spaces[0]
     gen.check_space(space)
     fn = load_predictor(predictor) if isinstance(predictor, str) else predictor
-    label = predictor if isinstance(predictor, str) else getattr(fn, "__qualname__", "predictor")
+    label = label or (predictor if isinstance(predictor, str) else getattr(fn, "__qualname__", "predictor"))
     seed = int(fit.get("seed") or 0)
     lay = parse_layers(layers, space, gen.num_ws)
     check_options(n, fit.get("ratio", 0.02), fit.get("val_split", 0.3), fit.get("C", 1.0), fit.get("solver", "svc"))
