@@ -190,3 +190,19 @@ def test_cli_sefa_records_class_and_traverse_uses_it(cli, folder, tmp_path):
     assert r.code == 4 and "class must be in 0..9" in r.err and r.err.count("\n") == 1
     r = cli("sefa", "--ckpt", folder / "config.json", "--truncation", "2", "-o", "c.npz")
     assert r.code == 2  # sefa has no --truncation: a usage error
+
+
+def test_registry_entries_resolve_to_the_adapter(folder, monkeypatch, tmp_path):
+    """biggan-deep-* are folder entries; a cached copy (here: the fixture standing in for the
+    download) loads by name through the registry, and lock files do not change the fingerprint."""
+    from dirfind.registry import cached_path, load_registry
+
+    monkeypatch.setenv("DIRFIND_CACHE", str(tmp_path / "cache"))
+    reg = load_registry()
+    for name in ("biggan-deep-128", "biggan-deep-256", "biggan-deep-512"):
+        assert reg[name].family == "biggan" and set(reg[name].files) == {"config.json", "pytorch_model.bin"}
+    dest = cached_path(reg["biggan-deep-128"])
+    shutil.copytree(folder, dest)
+    (dest / "pytorch_model.bin.lock").write_text("")
+    g = load_generator("biggan-deep-128")
+    assert g.family == "biggan" and g.fingerprint == load_generator(str(folder)).fingerprint

@@ -158,3 +158,19 @@ def test_cli_sefa_then_traverse(cli, ckpt, tmp_path):
     assert np.abs(frames[0] - frames[2]).mean() > 1.0  # direction 0 changes the images
     r = cli("traverse", "--bank", "p.npz", "--dir", "0", "--class", "1", "-o", "x.png")
     assert r.code == 4 and "unconditional" in r.err
+
+
+def test_registry_entry(ckpt, monkeypatch, tmp_path):
+    """pggan-celebahq-1024 caches under a real file name (its URL is a share link) and loads by name."""
+    import shutil
+
+    from dirfind.registry import cached_path, load_registry
+
+    monkeypatch.setenv("DIRFIND_CACHE", str(tmp_path / "cache"))
+    entry = load_registry()["pggan-celebahq-1024"]
+    assert entry.family == "pggan" and entry.license and entry.source.startswith("https://")
+    dest = cached_path(entry)
+    assert dest.name == "pggan_celebahq1024.pth"
+    dest.parent.mkdir(parents=True)
+    shutil.copy(ckpt, dest)  # the fixture stands in for the download
+    assert load_generator("pggan-celebahq-1024").family == "pggan"
