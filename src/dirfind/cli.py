@@ -225,15 +225,22 @@ def cli() -> None:
     show_default=True,
     help="genforce = official SeFa (unit-normalised features); rosinality = unnormalised.",
 )
+@click.option(
+    "--class",
+    "class_index",
+    type=int,
+    default=None,
+    help="Class-conditional generators: the class the bank records for rendering (default 0).",
+)
 @out_option("directions.npz", "Where to write the direction bank.")
-def sefa_cmd(ckpt: str, layers: str | None, k: int | None, variant: str, out: str) -> None:
+def sefa_cmd(ckpt: str, layers: str | None, k: int | None, variant: str, class_index: int | None, out: str) -> None:
     """SeFa: closed-form directions from the weights that read the latent."""
     from .fileio import check_writable
     from .methods.sefa import sefa
     from .specs import parse_indices
 
     check_writable(out, SETTINGS.force)
-    gen = load_gen(ckpt)
+    gen = load_gen(ckpt, class_index=class_index)
     layer_list = None if layers is None else parse_indices(layers, gen.num_ws, "layer")
     bank = sefa(gen, layers=layer_list, k=k, variant=variant)
     bank.save(out, force=SETTINGS.force)
