@@ -48,3 +48,24 @@ def test_quickstart(tmp_path, dcgan_path):
     tiles = np.asarray(Image.open(tmp_path / "quickstart_d0.png"))
     assert tiles.shape == (4 * 66 - 2, 9 * 66 - 2, 3)
     assert "top SeFa scores" in proc.stdout
+
+
+def test_interfacegan_pipeline(tmp_path, dcgan_path):
+    from dirfind import DirectionBank
+
+    env = {**_env(tmp_path), "N": "600", "OUT": str(tmp_path / "run")}
+    proc = subprocess.run(["bash", str(ROOT / "examples" / "interfacegan_pipeline.sh")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    run = tmp_path / "run"
+    assert len(list((run / "faces").glob("*.png"))) == 600
+    bounds = DirectionBank.load(run / "boundaries.npz")
+    assert bounds.names == ["luminance", "asymmetry"]
+    cond = DirectionBank.load(run / "asym_given_lum.npz")
+    assert abs(float(cond.directions[0] @ bounds.directions[0])) < 1e-6
+    assert float(cond.directions[0] @ bounds.directions[1]) > 0.5
+    # the luminance edit brightens the face region of every row (7 steps, 4 seeds, 64 px tiles + 2 px gaps)
+    grid = np.asarray(Image.open(run / "edit_d0.png").convert("L"), dtype=np.float64)
+    tile = lambda r, c: grid[r * 66 + 16 : r * 66 + 48, c * 66 + 16 : c * 66 + 48].mean()  # noqa: E731
+    for r in range(4):
+        assert tile(r, 6) > tile(r, 0) + 10

@@ -225,15 +225,22 @@ def cli() -> None:
     show_default=True,
     help="genforce = official SeFa (unit-normalised features); rosinality = unnormalised.",
 )
+@click.option(
+    "--class",
+    "class_index",
+    type=int,
+    default=None,
+    help="Class-conditional generators: the class the bank records for rendering (default 0).",
+)
 @out_option("directions.npz", "Where to write the direction bank.")
-def sefa_cmd(ckpt: str, layers: str | None, k: int | None, variant: str, out: str) -> None:
+def sefa_cmd(ckpt: str, layers: str | None, k: int | None, variant: str, class_index: int | None, out: str) -> None:
     """SeFa: closed-form directions from the weights that read the latent."""
     from .fileio import check_writable
     from .methods.sefa import sefa
     from .specs import parse_indices
 
     check_writable(out, SETTINGS.force)
-    gen = load_gen(ckpt)
+    gen = load_gen(ckpt, class_index=class_index)
     layer_list = None if layers is None else parse_indices(layers, gen.num_ws, "layer")
     bank = sefa(gen, layers=layer_list, k=k, variant=variant)
     bank.save(out, force=SETTINGS.force)
@@ -282,6 +289,14 @@ def _spec(indices: list[int]) -> str:
     metavar="A B",
     help="Step range in the bank's step unit (default: the bank's, e.g. -3 3).",
 )
+@click.option(
+    "--to-distance",
+    type=float,
+    nargs=2,
+    default=None,
+    metavar="A B",
+    help="Hyperplane banks (interfacegan): move each sample so its signed distance goes from A to B.",
+)
 @click.option("--seeds", default=None, metavar="SPEC", help="Sample seeds, e.g. 0-3 or 1,5,9 (default 0-3).")
 @click.option(
     "--origin/--no-origin",
@@ -304,6 +319,12 @@ def _spec(indices: list[int]) -> str:
 @click.option("--layers", default=None, metavar="SPEC", help="Edit only these w+ layers (w banks).")
 @render_options
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Images per generator call.")
+@click.option(
+    "--dtype",
+    type=click.Choice(["fp32", "fp16", "bf16"]),
+    default=None,
+    help="Synthesis precision on CUDA (style-based generators; CPU renders in fp32).",
+)
 @click.option("--fps", type=float, default=8.0, show_default=True, help="GIF frames per second.")
 @out_option(None, "grid.png | anim.gif | frames/ (default: traverse_d<DIRS>.png).")
 def traverse_cmd(
@@ -312,6 +333,7 @@ def traverse_cmd(
     dirs: str,
     steps: int,
     span: tuple[float, float] | None,
+    to_distance: tuple[float, float] | None,
     seeds: str | None,
     origin: bool | None,
     latents_path: str | None,
@@ -322,6 +344,7 @@ def traverse_cmd(
     noise_mode: str | None,
     class_index: int | None,
     batch_size: int,
+    dtype: str | None,
     fps: float,
     out: str | None,
 ) -> None:
@@ -335,6 +358,10 @@ def traverse_cmd(
 
     bank = DirectionBank.load(bank_path)
     dir_list = bank.check_indices(parse_indices(dirs, None, "direction"))
+    if span is not None and to_distance is not None:
+        raise BadInputError("give --range or --to-distance, not both")
+    if to_distance is not None and bank.intercepts is None:
+        raise BadInputError(f"{bank_path} has no hyperplane intercepts; --to-distance needs an interfacegan bank")
     out = out or f"traverse_d{_spec(dir_list)}.png"
     output_kind(out)
     check_writable(str(out).rstrip("/\\"), SETTINGS.force)
@@ -350,6 +377,10 @@ def traverse_cmd(
     if class_index is None and bank.generator.get("class_index") is not None and gen.num_classes:
         gen.configure(class_index=bank.generator["class_index"])
     bank.check_generator(gen, force=SETTINGS.force)
+    if dtype is not None:
+        from .device import resolve_dtype
+
+        gen.set_precision(resolve_dtype(dtype, gen.device), channels_last=gen.device.type == "cuda")
     layer_list = None if layers is None else parse_indices(layers, gen.num_ws, "layer")
     seed_list = None
     latents = None
@@ -372,13 +403,15 @@ def traverse_cmd(
         out=out,
         force=SETTINGS.force,
         fps=fps,
+        to_distance=to_distance,
         origin=origin,
     )
     n = (len(seed_list) if seed_list is not None else len(latents) if latents is not None else 0) + int(origin)
+    unit = "signed distance" if to_distance is not None else bank.step_unit
     text = (
         f"wrote {result['files'][0] if len(result['files']) == 1 else str(out).rstrip('/') + '/'}: "
         f"{len(dir_list)} direction(s) x {n} sample(s) x {steps} steps "
-        f"({result['alphas'][0]:+g} .. {result['alphas'][-1]:+g} {bank.step_unit})"
+        f"({result['alphas'][0]:+g} .. {result['alphas'][-1]:+g} {unit})"
     )
     emit(
         text,
@@ -388,6 +421,7 @@ def traverse_cmd(
             "seeds": seed_list,
             "origin": origin,
             "alphas": result["alphas"],
+            "to_distance": to_distance is not None,
             "bank": str(bank_path),
             "checkpoint": gen.checkpoint,
             "rows": len(dir_list) * n,
@@ -854,6 +888,264 @@ def merge_cmd(parts: tuple[str, ...], ckpt: str | None, out: str | None) -> None
     bank = merge_partials(gen, loaded)
     bank.save(out, force=SETTINGS.force)
     emit(_bank_text(bank, out), {"out": str(out), "parts": len(parts), **bank.summary()})
+
+
+# ---------------------------------------------------------------------- interfacegan / convert
+
+
+@command(cli, "interfacegan")
+@click.option(
+    "--latents",
+    "latents_path",
+    default=None,
+    metavar="FILE",
+    help="Latents: a `dirfind sample` .npz, or a plain .npy with --ckpt.",
+)
+@click.option(
+    "--scores",
+    "scores_path",
+    default=None,
+    metavar="FILE",
+    help="Scores: .npy (N,) / (N,K), or .csv (index column optional; header names become direction names).",
+)
+@ckpt_option(required=False)
+@click.option("-n", "n", type=int, default=None, help="Predictor mode: number of samples to draw, render and score.")
+@click.option(
+    "--predictor",
+    default=None,
+    metavar="MODULE:FUNC",
+    help="Predictor mode: images in [-1,1] (NCHW tensor) -> scores; module:function or file.py:function.",
+)
+@click.option(
+    "--space",
+    type=click.Choice(["z", "w", "w+"]),
+    default=None,
+    help="Space of the boundary (default: the latents file's, or the generator's first).",
+)
+@click.option(
+    "--layers",
+    default=None,
+    metavar="SPEC",
+    help="w: the w+ layers edits apply to; w+: the layers the boundary is fitted on (concatenated).",
+)
+@click.option(
+    "--ratio",
+    type=float,
+    default=0.02,
+    show_default=True,
+    help="Samples per side: a fraction in (0, 1] of all samples, or a count.",
+)
+@click.option(
+    "--val-split", type=float, default=0.3, show_default=True, help="Fraction of each side held out for validation."
+)
+@click.option("--C", "C", type=float, default=1.0, show_default=True, help="SVM regularisation parameter.")
+@click.option(
+    "--solver",
+    type=click.Choice(["svc", "linearsvc"]),
+    default="svc",
+    show_default=True,
+    help="svc: libsvm linear SVC (official); linearsvc: liblinear, faster on large sets.",
+)
+@click.option(
+    "--invalid-value",
+    type=float,
+    default=None,
+    help="Drop samples whose score equals this value (official invalid_value).",
+)
+@click.option(
+    "--condition",
+    "conditions",
+    multiple=True,
+    metavar="BANK:INDEX[,INDEX...]",
+    help="Project the boundary orthogonal to these directions (repeatable).",
+)
+@click.option(
+    "--name",
+    "names",
+    default=None,
+    metavar="NAME[,NAME...]",
+    help="Direction names (default: CSV header / predictor dict keys / file stem).",
+)
+@click.option("--scores-out", default=None, metavar="FILE.npy", help="Predictor mode: also save the scores.")
+@click.option(
+    "--batch-size", type=int, default=64, show_default=True, help="Predictor mode: images per generator call."
+)
+@render_options
+@click.option("--resume", is_flag=True, help="Predictor mode: continue an interrupted run from <out>.progress/.")
+@click.option(
+    "--checkpoint-every",
+    type=float,
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Predictor mode: save progress at most this often.",
+)
+@out_option("boundaries.npz", "Where to write the bank (one unit normal per score column, intercepts).")
+def interfacegan_cmd(
+    latents_path: str | None,
+    scores_path: str | None,
+    ckpt: str | None,
+    n: int | None,
+    predictor: str | None,
+    space: str | None,
+    layers: str | None,
+    ratio: float,
+    val_split: float,
+    C: float,
+    solver: str,
+    invalid_value: float | None,
+    conditions: tuple[str, ...],
+    names: str | None,
+    scores_out: str | None,
+    batch_size: int,
+    truncation: float | None,
+    truncation_cutoff: int | None,
+    noise_mode: str | None,
+    class_index: int | None,
+    resume: bool,
+    checkpoint_every: float,
+    out: str,
+) -> None:
+    """InterFaceGAN: linear-SVM boundaries separating high and low attribute scores (unit normals + intercepts)."""
+    from .errors import BadInputError
+    from .fileio import check_writable
+    from .methods import interfacegan_io as io
+    from .sampling import check_seed
+
+    predictor_mode = predictor is not None
+    if predictor_mode and (latents_path or scores_path):
+        raise BadInputError("give --latents and --scores, or --ckpt -n N --predictor, not both")
+    if not predictor_mode and not (latents_path and scores_path):
+        raise BadInputError("give --latents FILE --scores FILE, or --ckpt CKPT -n N --predictor MODULE:FUNC")
+    check_writable(out, SETTINGS.force)
+    if scores_out:
+        check_writable(scores_out, SETTINGS.force)
+    seed = check_seed(SETTINGS.seed)
+    fit = {
+        "ratio": ratio,
+        "val_split": val_split,
+        "C": C,
+        "solver": solver,
+        "seed": seed,
+        "invalid_value": invalid_value,
+    }
+    name_list = [x.strip() for x in names.split(",")] if names else None
+    settings = {
+        "truncation": truncation,
+        "truncation_cutoff": truncation_cutoff,
+        "noise_mode": noise_mode,
+        "class_index": class_index,
+    }
+    if predictor_mode:
+        if ckpt is None or n is None:
+            raise BadInputError("predictor mode needs --ckpt and -n")
+        from .jobs import Job, progress_dir
+        from .methods.interfacegan import check_options
+        from .sampling import SampleStream
+        from .scores import load_predictor
+
+        check_options(n, ratio, val_split, C, solver)
+        fn = load_predictor(predictor)
+        gen = load_gen(ckpt, **settings)
+        sp = space or gen.spaces[0]
+        ident = {
+            "what": "interfacegan scores",
+            "predictor": predictor,
+            **SampleStream(gen, n, sp, seed=seed).identity(),
+        }
+        job = Job.open(progress_dir(out), ident, resume=resume, force=SETTINGS.force, every=checkpoint_every)
+        try:
+            with _resume_hint(out):
+                bank = io.from_predictor(
+                    gen, n, fn, space=sp, layers=layers, names=name_list, conditions=conditions, label=predictor,
+                    batch_size=batch_size, job=job, scores_out=scores_out, force=SETTINGS.force, **fit,
+                )  # fmt: skip
+        except errors.DirfindError:
+            if not (progress_dir(out) / "state.npz").exists():
+                job.finish()  # nothing was saved: leave no empty progress folder behind
+            raise
+        bank.save(out, force=SETTINGS.force)
+        job.finish()
+    else:
+        gen = load_gen(ckpt, **settings) if ckpt else None
+        bank = io.from_files(
+            latents_path, scores_path, space=space, layers=layers, gen=gen, names=name_list,
+            conditions=conditions, force=SETTINGS.force, **fit,
+        )  # fmt: skip
+        bank.save(out, force=SETTINGS.force)
+    emit(_boundary_text(bank, out), {"out": str(out), **bank.summary()})
+
+
+def _boundary_text(bank: Any, out: str) -> str:
+    g = bank.generator
+    where = bank.space + (f" layers {_spec(bank.layers)}" if bank.layers is not None else "")
+    kind = "boundary" if len(bank) == 1 else "boundaries"
+    lines = [f"wrote {out}: {len(bank)} interfacegan {kind} in {where} of {g.get('family')} {g.get('checkpoint')}"]
+    for i, b in enumerate(bank.info.get("boundaries", [])):
+        val = "n/a" if b.get("val_accuracy") is None else f"{b['val_accuracy']:.4f}"
+        rem = "n/a" if b.get("remaining_accuracy") is None else f"{b['remaining_accuracy']:.4f}"
+        lines.append(
+            f"  {i:3d}  {bank.names[i]:<16} val acc {val}  remaining acc {rem}  intercept {bank.intercepts[i]:+.4f}"
+        )
+    return "\n".join(lines)
+
+
+@command(cli, "convert")
+@click.argument("source")
+@ckpt_option(required=False)
+@click.option(
+    "--space",
+    type=click.Choice(["z", "w", "w+"]),
+    default=None,
+    help="Import: the boundary's space (default: from an official file name, ..._w_boundary.npy -> w, else z).",
+)
+@click.option("--layers", default=None, metavar="SPEC", help="Import: w+ layers the direction edits (w/w+).")
+@click.option("--name", default=None, help="Import: direction name (default: the file name).")
+@click.option(
+    "--intercept",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Import: hyperplane offset (official files have none).",
+)
+@click.option("--dir", "direction", type=int, default=0, show_default=True, help="Export: which direction of the bank.")
+@out_option(None, "Import: bank .npz (default: <source>.npz); export: boundary .npy (default: <name>_boundary.npy).")
+def convert_cmd(
+    source: str,
+    ckpt: str | None,
+    space: str | None,
+    layers: str | None,
+    name: str | None,
+    intercept: float,
+    direction: int,
+    out: str | None,
+) -> None:
+    """Import an official InterFaceGAN boundary.npy into a bank, or export a bank direction as boundary.npy."""
+    from .bank import DirectionBank
+    from .errors import BadInputError
+    from .fileio import check_writable
+    from .methods import interfacegan_io as io
+
+    src = Path(source)
+    if src.suffix.lower() == ".npy":
+        out = out or str(src.with_suffix(".npz").name)
+        check_writable(out, SETTINGS.force)
+        gen = load_gen(ckpt) if ckpt else None
+        bank = io.import_boundary(src, gen=gen, space=space, layers=layers, name=name, intercept=intercept)
+        bank.save(out, force=SETTINGS.force)
+        emit(
+            f"wrote {out}: {bank.names[0]} in {bank.space} ({bank.dim}-d) from {source}",
+            {"out": str(out), **bank.summary()},
+        )
+        return
+    if src.suffix.lower() != ".npz":
+        raise BadInputError(f"{source}: give an official boundary .npy to import or a dirfind bank .npz to export")
+    bank = DirectionBank.load(src)
+    (k,) = bank.check_indices([direction])
+    out = out or f"{bank.names[k]}_boundary.npy"
+    check_writable(out, SETTINGS.force)
+    res = io.export_boundary(bank, k, out, force=SETTINGS.force)
+    emit(f"wrote {out}: direction {k} ({bank.names[k]}, {bank.space}) as a (1, {bank.dim}) boundary", res)
 
 
 # ---------------------------------------------------------------------- jacobian / hessian / orojar

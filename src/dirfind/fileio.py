@@ -86,11 +86,15 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
 
 
 def sha256_path(path: str | os.PathLike) -> str:
-    """sha256 of a file, or of a folder's files (relative name + content, sorted) for folder checkpoints."""
+    """sha256 of a file, or of a folder's files (relative name + content, sorted) for folder checkpoints;
+    hidden files and download bookkeeping (``*.lock``, ``*.part``) do not count."""
     path = Path(path)
     if path.is_file():
         return sha256_file(path)
     h = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
+    skip = (".lock", ".part")  # download bookkeeping (registry locks, partial downloads), not content
+    for f in sorted(
+        p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".") and not p.name.endswith(skip)
+    ):
         h.update(str(f.relative_to(path)).encode() + b"\0" + bytes.fromhex(sha256_file(f)))
     return h.hexdigest()

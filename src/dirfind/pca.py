@@ -89,9 +89,9 @@ def pca_from_cov(stats: MeanCov, k: int) -> PCAResult:
     dim = cov.shape[0]
     k = min(k, dim)
     total = float(np.trace(cov))
-    if dim <= EXACT_MAX_DIM:
+    if 4 * k > dim:  # most of the spectrum: one full decomposition is cheaper
         vals, vecs = scipy.linalg.eigh(cov)
-    else:
+    else:  # only the top k (MRRR): several times faster than a full eigh for k << D
         vals, vecs = scipy.linalg.eigh(cov, subset_by_index=[dim - k, dim - 1], driver="evr")
     order = np.argsort(-vals, kind="stable")[:k]
     comps = fix_signs(vecs[:, order].T)

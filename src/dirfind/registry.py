@@ -61,6 +61,8 @@ class Entry:
 
     @property
     def filename(self) -> str:
+        if self.extra.get("filename"):  # for URLs whose path is not a file name (share links)
+            return Path(str(self.extra["filename"])).name
         if self.member:
             return Path(self.member).name
         return Path(urllib.parse.urlparse(self.source).path).name or "checkpoint"

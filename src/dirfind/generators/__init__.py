@@ -13,7 +13,7 @@ from ..errors import BadInputError, IntegrityError, UnsupportedError
 from ..fileio import sha256_path
 from ..registry import Entry, resolve
 from .base import SPACES, Generator
-from .checkpoint import Checkpoint, read_checkpoint
+from .checkpoint import Checkpoint, checkpoint_root, read_checkpoint
 
 #: Registered adapters by family name, in the order they are tried when sniffing a file.
 FAMILIES: dict[str, type[Generator]] = {}
@@ -50,13 +50,14 @@ def load_generator(
         raise _unsupported(family)
     if res.entry is not None or not res.path.exists():
         res = resolve(ckpt, registry)  # now download
-    fingerprint = sha256_path(res.path)
+    path = checkpoint_root(res.path)  # a member file of a folder checkpoint means the folder
+    fingerprint = sha256_path(path)
     if res.entry is not None and res.entry.sha256 and fingerprint != res.entry.sha256.lower():
         raise IntegrityError(
             f"cached checkpoint {res.path} does not match the registry sha256; "
             f"run `dirfind checkpoints fetch {res.entry.name} --force`"
         )
-    ck = read_checkpoint(res.path)
+    ck = read_checkpoint(path)
     if family is None:
         for cls in FAMILIES.values():
             if cls.accepts(ck):
@@ -70,13 +71,16 @@ def load_generator(
     gen = cls.from_checkpoint(ck, entry=res.entry)
     gen.fingerprint = fingerprint
     gen.checkpoint = str(ckpt)
-    gen.checkpoint_path = str(res.path.resolve())
+    gen.checkpoint_path = str(path.resolve())
     gen.eval().requires_grad_(False)
     return gen.to(resolve_device(device))
 
 
 # Family adapters register themselves on import.
-from . import dcgan  # noqa: E402,F401
+from . import dcgan  # noqa: E402,F401,I001
+from . import stylegan2  # noqa: E402,F401,I001
+from . import biggan  # noqa: E402,F401,I001
+from . import pggan  # noqa: E402,F401,I001
 
 __all__ = [
     "FAMILIES",

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ..errors import BadInputError
+from ..errors import BadInputError, UnsupportedError
 
 SPACES = ("z", "w", "w+")
 
@@ -91,6 +91,13 @@ class Generator(torch.nn.Module):
             if not 0 <= class_index < self.num_classes:
                 raise BadInputError(f"class must be in 0..{self.num_classes - 1}, got {class_index}")
             self.class_index = int(class_index)
+        return self
+
+    def set_precision(self, dtype: torch.dtype = torch.float32, channels_last: bool = False) -> Generator:
+        """Compute dtype (and channels-last layout) of the synthesis network, a CUDA speed-up;
+        latents stay float32. Families that do not override this render in float32 only."""
+        if dtype != torch.float32:
+            raise UnsupportedError(f"{self.family} generators render in float32 only (--dtype fp32)")
         return self
 
     # ------------------------------------------------------------------ latents

@@ -26,6 +26,10 @@ _LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19
 #: Extra classes allowed inside torch checkpoints (rosinality training files carry their args).
 SAFE_TORCH_GLOBALS: list[Any] = [argparse.Namespace]
 
+#: Multi-file checkpoint layouts (pytorch-pretrained-BigGAN): naming any member file means the
+#: folder that holds them all, so a folder and its files load and fingerprint the same.
+FOLDER_LAYOUTS: list[tuple[str, ...]] = [("config.json", "pytorch_model.bin")]
+
 #: Readers for plain pickles, ``(name, reader)``; a reader returns an object or raises.
 PICKLE_READERS: list[tuple[str, Callable[[Path], Any]]] = []
 
@@ -65,6 +69,16 @@ def load_torch(path: str | Path, mmap: bool | None = None) -> Any:
         raise BadInputError(f"cannot read {path.name}: truncated or corrupt checkpoint ({_short(str(e))})") from None
 
 
+def checkpoint_root(path: str | Path) -> Path:
+    """The folder of a multi-file checkpoint when ``path`` names one of its members, else ``path``."""
+    path = Path(path)
+    if path.is_file():
+        for layout in FOLDER_LAYOUTS:
+            if path.name in layout and all((path.parent / f).is_file() for f in layout):
+                return path.parent
+    return path
+
+
 def read_checkpoint(path: str | Path) -> Checkpoint:
     """Deserialise ``path`` safely, dispatching on its content (never on its name)."""
     path = Path(path)
@@ -91,6 +105,11 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         if errors:
             raise BadInputError(f"cannot read {path.name}: {errors[-1]}")
         raise UnsupportedError(f"{path.name} is a plain pickle and no safe reader for it is available")
+    if head.lstrip()[:1] == b"{":
+        raise BadInputError(
+            f"cannot read {path.name}: a JSON file, not weights (a config.json must sit next to its "
+            f"{' / '.join(f for layout in FOLDER_LAYOUTS for f in layout if f != path.name) or 'weights'})"
+        )
     raise BadInputError(f"cannot read {path.name}: unknown checkpoint format (not a torch file or pickle)")
 
 
@@ -112,3 +131,9 @@ def unwrap_state_dict(obj: Any, keys: tuple[str, ...] = ("netG_state_dict", "sta
     if isinstance(obj, dict) and obj and all(isinstance(k, str) and k.startswith("module.") for k in obj):
         obj = type(obj)((k[len("module.") :], v) for k, v in obj.items())
     return obj
+
+
+# NVIDIA network pickles (stylegan2-ada-pytorch, stylegan3): restricted, never runs embedded source.
+from .nvidia_pickle import read_nvidia_pickle  # noqa: E402
+
+register_pickle_reader("nvidia", read_nvidia_pickle)

@@ -2,6 +2,10 @@
 
 Working space: ``z`` banks edit z; ``w``/``w+`` banks edit the per-layer latent w+ at the bank's
 layers (or ``layers`` given here), so layer-restricted edits work the same for every style family.
+
+Steps are plain offsets (the same for every sample) or, for hyperplane banks with intercepts
+(InterFaceGAN), target signed distances: each sample moves so its distance to the hyperplane goes
+through the targets, whatever its starting distance.
 """
 
 from __future__ import annotations
@@ -55,6 +59,27 @@ def offsets(
     return out
 
 
+def signed_distance(
+    gen: Generator, bank: DirectionBank, index: int, latents: torch.Tensor, layers: Sequence[int] | None = None
+) -> torch.Tensor:
+    """Signed distances (N,) float64 of working-space latents to hyperplane ``index``:
+    ``direction · x + intercept`` with x the latent in the bank's space (for ``w`` banks, the mean
+    of the edited w+ layers, so that a step of ``a`` along the direction changes it by ``a``)."""
+    if bank.intercepts is None:
+        raise BadInputError(
+            f"the {bank.method} bank has no hyperplane intercepts; distances need a boundary bank (interfacegan)"
+        )
+    (k,) = bank.check_indices([index])
+    n = torch.from_numpy(bank.directions[k]).double().to(latents.device)
+    x = latents.double()
+    if bank.space == "z":
+        flat = x.reshape(len(x), -1)
+    else:
+        lay = edit_layers(gen, bank, layers)
+        flat = x[:, lay].mean(1) if bank.space == "w" else x[:, lay].reshape(len(x), -1)
+    return flat @ n + float(bank.intercepts[k])
+
+
 def traversal_latents(
     gen: Generator,
     bank: DirectionBank,
@@ -62,16 +87,27 @@ def traversal_latents(
     dirs: Sequence[int],
     alphas: Sequence[float],
     layers: Sequence[int] | None = None,
+    to_distance: bool = False,
 ) -> torch.Tensor:
     """Edited latents, shape (len(dirs), N, S, *latent) in :func:`working_space`.
 
     ``base`` holds N unedited latents in the working space (see :func:`base_latents`).
+    ``to_distance``: ``alphas`` are target signed distances to each direction's hyperplane
+    instead of offsets; each sample gets its own offsets ``(target - distance) / scale``.
     """
     lay = edit_layers(gen, bank, layers)
     out = []
     for k in bank.check_indices(dirs):
-        off = offsets(bank, k, alphas, lay, gen.num_ws).to(base.device)
-        out.append((base.double()[:, None] + off[None]).to(base.dtype))
+        if to_distance:
+            start = signed_distance(gen, bank, k, base, layers)
+            targets = torch.as_tensor(list(alphas), dtype=torch.float64, device=base.device)
+            a = (targets[None] - start[:, None]) / float(bank.scales[k])  # (N, S)
+            unit = offsets(bank, k, [1.0], lay, gen.num_ws)[0].to(base.device)
+            off = a.reshape(*a.shape, *([1] * unit.ndim)) * unit
+            out.append((base.double()[:, None] + off).to(base.dtype))
+        else:
+            off = offsets(bank, k, alphas, lay, gen.num_ws).to(base.device)
+            out.append((base.double()[:, None] + off[None]).to(base.dtype))
     return torch.stack(out)
 
 
@@ -114,16 +150,25 @@ def traverse(
     force: bool = False,
     fps: float = 8.0,
     origin: bool = False,
+    to_distance: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """Render a traversal of ``dirs`` for ``seeds`` (or given working-space ``latents``).
 
     Returns ``{"images": (rows, steps, H, W, C) uint8, "alphas": [...], "files": [...]}``; rows are
     direction-major (for each direction, every sample). ``span`` defaults to the bank's range.
     ``origin``: also render the sample a local bank was computed at (``bank.origin``), first.
+    ``to_distance=(A, B)``: steps are signed distances A .. B to each direction's hyperplane
+    (banks with intercepts); ``alphas`` then holds the target distances.
     """
     if steps < 1:
         raise BadInputError(f"--steps must be at least 1, got {steps}")
-    lo, hi = span if span is not None else bank.default_range
+    if to_distance is not None and span is not None:
+        raise BadInputError("give a step range or target distances, not both")
+    if to_distance is not None and bank.intercepts is None:
+        raise BadInputError(
+            f"the {bank.method} bank has no hyperplane intercepts; --to-distance needs a boundary bank (interfacegan)"
+        )
+    lo, hi = to_distance if to_distance is not None else span if span is not None else bank.default_range
     alphas = np.linspace(lo, hi, steps).tolist() if steps > 1 else [float(hi)]
     if latents is None and seeds is None and not origin:
         raise BadInputError("give seeds or latents to traverse")
@@ -140,7 +185,7 @@ def traverse(
         if tuple(own.shape) != tuple(gen.latent_shape(working_space(bank))):
             raise BadInputError(f"bank origin of shape {tuple(own.shape)} does not fit this generator")
         base = torch.cat([own[None], base])
-    edited = traversal_latents(gen, bank, base, dirs, alphas, layers)
+    edited = traversal_latents(gen, bank, base, dirs, alphas, layers, to_distance=to_distance is not None)
     imgs = render(gen, edited, working_space(bank), batch_size=batch_size)
     tiles = imgs.reshape(-1, *imgs.shape[2:])
     files = write_traversal(tiles, out, force=force, fps=fps) if out is not None else []

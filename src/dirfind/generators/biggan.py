@@ -1,0 +1,409 @@
+"""BigGAN-deep (Brock et al. 2019) in the pytorch-pretrained-BigGAN layout (huggingface).
+
+A checkpoint is a folder with ``config.json`` and ``pytorch_model.bin`` (a state dict); naming
+either file works too. The network, as that implementation defines it:
+
+* ``cond = [z, embeddings(one_hot(class))]`` (the class embedding is a bias-free linear map to
+  z_dim); ``generator.gen_z`` maps ``cond`` to a 4x4x(16 ch) tensor (stored TF-style NHWC).
+* ``generator.layers``: bottleneck residual blocks (``bn_i`` + ReLU + ``conv_i``, i = 0..3, 1x1 /
+  3x3 / 3x3 / 1x1, nearest 2x upsample inside upsampling blocks, channel-dropping skip), with a
+  self-attention layer inserted at ``attention_layer_position``.
+* Conditional batch norm with *stored* statistics: ``running_means/vars`` hold one row per
+  truncation value 0, 1/(n-1), ..., 1; the row is chosen by the truncation, and between rows the
+  reference blends ``row[i]·frac + row[i+1]·(1-frac)`` (weights mirrored from ordinary linear
+  interpolation); we reproduce it exactly. Gain ``1 + scale(cond)``, bias ``offset(cond)``.
+* Every linear/conv is spectrally normalised and evaluated as in eval mode:
+  ``W = weight_orig / (u · (W_mat v))`` from the stored ``weight_u``/``weight_v`` (no iteration).
+* Final plain batch norm (stored statistics), ReLU, 3x3 conv, first 3 channels, tanh.
+
+Class-conditional: the class is a render setting (``configure(class_index=)``, ``--class``;
+default 0). The prior is the truncated normal ``truncnorm(-2, 2) * truncation`` of the reference's
+``truncated_noise_sample``; the same truncation selects the batch-norm statistics.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import BadInputError
+from ..progress import warn
+from . import register
+from .base import Generator
+from .checkpoint import Checkpoint, load_torch
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "pytorch_model.bin"
+_REQUIRED = ("z_dim", "channel_width", "num_classes", "layers", "attention_layer_position")
+
+
+def _is_biggan_state(obj: Any) -> bool:
+    return (
+        isinstance(obj, dict)
+        and isinstance(obj.get("embeddings.weight"), torch.Tensor)
+        and isinstance(obj.get("generator.gen_z.weight_orig"), torch.Tensor)
+    )
+
+
+# ---------------------------------------------------------------------- building blocks
+class _SN(nn.Module):
+    """Spectrally normalised weight: ``weight_orig`` divided by ``u · (W_mat v)`` (stored u, v)."""
+
+    def __init__(self, shape: tuple[int, ...], bias: bool):
+        super().__init__()
+        self.weight_orig = nn.Parameter(torch.zeros(shape))
+        self.register_buffer("weight_u", torch.zeros(shape[0]))
+        self.register_buffer("weight_v", torch.zeros(int(np.prod(shape[1:]))))
+        self.bias = nn.Parameter(torch.zeros(shape[0])) if bias else None
+
+    def sigma(self) -> torch.Tensor:
+        w = self.weight_orig.reshape(self.weight_orig.shape[0], -1)
+        return torch.dot(self.weight_u, torch.mv(w, self.weight_v))
+
+    def weight(self) -> torch.Tensor:
+        return self.weight_orig / self.sigma()
+
+    @torch.no_grad()
+    def power_iteration(self, eps: float) -> None:
+        """One power-iteration step on the stored vectors, as torch's spectral norm does in
+        training mode: ``v = normalize(Wᵀu)``, ``u = normalize(W v)``."""
+        w = self.weight_orig.reshape(self.weight_orig.shape[0], -1)
+        self.weight_v.copy_(F.normalize(torch.mv(w.t(), self.weight_u), dim=0, eps=eps))
+        self.weight_u.copy_(F.normalize(torch.mv(w, self.weight_v), dim=0, eps=eps))
+
+
+class _SNLinear(_SN):
+    def __init__(self, cin: int, cout: int, bias: bool = True):
+        super().__init__((cout, cin), bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight(), self.bias)
+
+
+class _SNConv(_SN):
+    def __init__(self, cin: int, cout: int, kernel: int, bias: bool = True):
+        super().__init__((cout, cin, kernel, kernel), bias)
+        self.padding = kernel // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight(), self.bias, padding=self.padding)
+
+
+def _stats_row(table: torch.Tensor, truncation: float) -> torch.Tensor:
+    """The reference's statistics for ``truncation``: row i when t/step is integral, else
+    ``row[i]·frac + row[i+1]·(1-frac)`` (its mirrored blend, reproduced on purpose)."""
+    step = 1.0 / (table.shape[0] - 1)
+    frac, start = math.modf(truncation / step)
+    i = int(start)
+    if frac != 0.0:
+        return table[i] * frac + table[i + 1] * (1 - frac)
+    return table[i]
+
+
+class _CondBN(nn.Module):
+    """Batch norm with stored per-truncation statistics and a class/z-conditional gain and bias."""
+
+    def __init__(self, channels: int, cond_dim: int, n_stats: int, eps: float):
+        super().__init__()
+        self.register_buffer("running_means", torch.zeros(n_stats, channels))
+        self.register_buffer("running_vars", torch.ones(n_stats, channels))
+        self.scale = _SNLinear(cond_dim, channels, bias=False)
+        self.offset = _SNLinear(cond_dim, channels, bias=False)
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor, truncation: float) -> torch.Tensor:
+        mean = _stats_row(self.running_means, truncation)[None, :, None, None]
+        var = _stats_row(self.running_vars, truncation)[None, :, None, None]
+        gain = 1 + self.scale(cond)[:, :, None, None]
+        bias = self.offset(cond)[:, :, None, None]
+        return (x - mean) / torch.sqrt(var + self.eps) * gain + bias
+
+
+class _BN(nn.Module):
+    """The final, unconditional batch norm (stored statistics, learned affine)."""
+
+    def __init__(self, channels: int, n_stats: int, eps: float):
+        super().__init__()
+        self.register_buffer("running_means", torch.zeros(n_stats, channels))
+        self.register_buffer("running_vars", torch.ones(n_stats, channels))
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor, truncation: float) -> torch.Tensor:
+        mean = _stats_row(self.running_means, truncation)
+        var = _stats_row(self.running_vars, truncation)
+        return F.batch_norm(x, mean, var, self.weight, self.bias, training=False, momentum=0.0, eps=self.eps)
+
+
+class _Block(nn.Module):
+    """BigGAN-deep residual block: 4 x (cond BN, ReLU, conv), 1x1 / 3x3 / 3x3 / 1x1, reduction 4."""
+
+    def __init__(self, cin: int, cout: int, cond_dim: int, upsample: bool, n_stats: int, eps: float):
+        super().__init__()
+        mid = cin // 4
+        self.upsample = upsample
+        self.drop_channels = cin != cout
+        for i, (a, b, k) in enumerate([(cin, mid, 1), (mid, mid, 3), (mid, mid, 3), (mid, cout, 1)]):
+            self.add_module(f"bn_{i}", _CondBN(a, cond_dim, n_stats, eps))
+            self.add_module(f"conv_{i}", _SNConv(a, b, k))
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor, truncation: float) -> torch.Tensor:
+        h = x
+        for i in range(4):
+            h = F.relu(getattr(self, f"bn_{i}")(h, cond, truncation))
+            if i == 1 and self.upsample:
+                h = F.interpolate(h, scale_factor=2, mode="nearest")
+            h = getattr(self, f"conv_{i}")(h)
+        skip = x[:, : x.shape[1] // 2] if self.drop_channels else x
+        if self.upsample:
+            skip = F.interpolate(skip, scale_factor=2, mode="nearest")
+        return h + skip
+
+
+class _SelfAttention(nn.Module):
+    """SAGAN self-attention with 2x2 max-pooled keys/values and a learned residual gain."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.snconv1x1_theta = _SNConv(ch, ch // 8, 1, bias=False)
+        self.snconv1x1_phi = _SNConv(ch, ch // 8, 1, bias=False)
+        self.snconv1x1_g = _SNConv(ch, ch // 2, 1, bias=False)
+        self.snconv1x1_o_conv = _SNConv(ch // 2, ch, 1, bias=False)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, ch, h, w = x.shape
+        theta = self.snconv1x1_theta(x).reshape(n, ch // 8, h * w)
+        phi = F.max_pool2d(self.snconv1x1_phi(x), 2, 2).reshape(n, ch // 8, h * w // 4)
+        attn = torch.softmax(torch.bmm(theta.transpose(1, 2), phi), dim=-1)  # (n, hw, hw/4)
+        g = F.max_pool2d(self.snconv1x1_g(x), 2, 2).reshape(n, ch // 2, h * w // 4)
+        out = torch.bmm(g, attn.transpose(1, 2)).reshape(n, ch // 2, h, w)
+        return x + self.gamma * self.snconv1x1_o_conv(out)
+
+
+class _Trunk(nn.Module):
+    """``generator.*`` of the reference: gen_z, the block list, final BN and to-RGB conv."""
+
+    def __init__(self, cfg: dict[str, Any]):
+        super().__init__()
+        ch, zc, n_stats, eps = cfg["channel_width"], 2 * cfg["z_dim"], cfg["n_stats"], cfg["eps"]
+        self.ch = ch
+        self.gen_z = _SNLinear(zc, 4 * 4 * 16 * ch)
+        layers: list[nn.Module] = []
+        for i, (up, a, b) in enumerate(cfg["layers"]):
+            if i == cfg["attention_layer_position"]:
+                layers.append(_SelfAttention(ch * a))
+            layers.append(_Block(ch * a, ch * b, zc, bool(up), n_stats, eps))
+        self.layers = nn.ModuleList(layers)
+        self.bn = _BN(ch, n_stats, eps)
+        self.conv_to_rgb = _SNConv(ch, ch, 3)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BadInputError(f"{path}: not a readable BigGAN config.json ({e})") from None
+    if not isinstance(cfg, dict):
+        raise BadInputError(f"{path}: BigGAN config.json must be a JSON object")
+    missing = [k for k in _REQUIRED if k not in cfg]
+    if missing:
+        raise BadInputError(f"{path}: BigGAN config.json lacks {', '.join(missing)}")
+    cfg = {"eps": 1e-4, "n_stats": 51, **cfg}
+    try:
+        layers = [(bool(u), int(a), int(b)) for u, a, b in cfg["layers"]]
+        cfg.update(
+            layers=layers,
+            z_dim=int(cfg["z_dim"]),
+            channel_width=int(cfg["channel_width"]),
+            num_classes=int(cfg["num_classes"]),
+            n_stats=int(cfg["n_stats"]),
+            eps=float(cfg["eps"]),
+            attention_layer_position=int(cfg["attention_layer_position"]),
+        )
+    except (TypeError, ValueError):
+        raise BadInputError(f"{path}: BigGAN config.json has malformed values") from None
+    if cfg["n_stats"] < 2 or not layers:
+        raise BadInputError(f"{path}: BigGAN config.json needs n_stats >= 2 and at least one layer")
+    return cfg
+
+
+def _find_files(ck: Checkpoint) -> tuple[Path, Path | None]:
+    """(pytorch_model.bin, config.json or None) of a folder checkpoint or a bare weights file."""
+    if ck.kind == "folder":
+        if WEIGHTS_NAME not in ck.files:
+            raise BadInputError(f"{ck.path}: BigGAN folder has no {WEIGHTS_NAME}")
+        return ck.files[WEIGHTS_NAME], ck.files.get(CONFIG_NAME)
+    cfg = ck.path.with_name(CONFIG_NAME)
+    return ck.path, cfg if cfg.is_file() else None
+
+
+# ---------------------------------------------------------------------- the adapter
+@register
+class BigGANGenerator(Generator):
+    """Adapter for pytorch-pretrained-BigGAN (BigGAN-deep) generators; edit space ``z``."""
+
+    family = "biggan"
+    spaces = ("z",)
+    pca_activation = "generator.gen_z"  # the layer GANSpace uses for BigGAN
+
+    def __init__(self, cfg: dict[str, Any]):
+        ups = sum(1 for up, _, _ in cfg["layers"] if up)
+        super().__init__(z_dim=cfg["z_dim"], resolution=4 * 2**ups, num_classes=cfg["num_classes"])
+        self.config = dict(cfg)
+        self.embeddings = nn.Linear(cfg["num_classes"], cfg["z_dim"], bias=False)
+        self.generator = _Trunk(cfg)
+        self.class_index = 0
+        names = ["generator.gen_z"]
+        names += [f"generator.layers.{i}" for i in range(len(self.generator.layers))]
+        self._names = names + ["generator.bn", "generator.conv_to_rgb"]
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def accepts(cls, ck: Checkpoint) -> bool:
+        if ck.kind == "folder":
+            return WEIGHTS_NAME in ck.files or CONFIG_NAME in ck.files
+        return ck.kind == "torch" and _is_biggan_state(ck.obj)
+
+    @classmethod
+    def from_checkpoint(cls, ck: Checkpoint, entry: Any = None) -> BigGANGenerator:
+        if ck.kind == "folder" and CONFIG_NAME in ck.files and WEIGHTS_NAME not in ck.files:
+            raise BadInputError(f"{ck.path}: BigGAN folder has {CONFIG_NAME} but no {WEIGHTS_NAME}")
+        weights, config = _find_files(ck)
+        if config is None:
+            raise BadInputError(f"{weights}: BigGAN weights need their {CONFIG_NAME} in the same folder")
+        cfg = _read_config(config)
+        sd = ck.obj if ck.kind == "torch" else load_torch(weights)
+        if not _is_biggan_state(sd):
+            raise BadInputError(
+                f"{weights}: not a pytorch-pretrained-BigGAN state dict (no embeddings.weight / generator.gen_z)"
+            )
+        gen = cls(cfg)
+        sd = {k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}
+        missing_v = [k for k in gen.state_dict() if k.endswith(".weight_v") and k not in sd]
+        try:
+            result = gen.load_state_dict(sd, strict=False)
+        except RuntimeError as e:
+            msg = " ".join(str(e).split())
+            raise BadInputError(f"{weights}: weights do not fit {config.name} ({msg[:200]})") from None
+        bad = [k for k in result.missing_keys if k not in missing_v] + list(result.unexpected_keys)
+        if bad:
+            raise BadInputError(
+                f"{weights}: weights do not fit {config.name} ({len(bad)} missing/unexpected keys, e.g. {bad[0]})"
+            )
+        if missing_v:
+            # Older files without weight_v: derive v from u by one power-iteration step, which is
+            # what the reference does on its first training-mode call (eval mode would use junk).
+            warn(f"{weights.name}: no stored spectral-norm weight_v; deriving it from weight_u")
+            for m in gen.modules():
+                if isinstance(m, _SN):
+                    m.power_iteration(cfg["eps"])
+        return gen
+
+    # ------------------------------------------------------------------ settings
+    def configure(self, *, truncation: float | None = None, **kw: Any) -> BigGANGenerator:
+        """As :meth:`Generator.configure`; BigGAN's truncation must lie in (0, 1] (it also picks
+        the stored batch-norm statistics)."""
+        if truncation is not None and not (np.isfinite(truncation) and 0 < truncation <= 1):
+            raise BadInputError(f"BigGAN truncation must be in (0, 1], got {truncation}")
+        super().configure(truncation=truncation, **kw)
+        return self
+
+    def draw_z(self, rng: np.random.Generator | np.random.RandomState, n: int) -> np.ndarray:
+        """``truncnorm(-2, 2) * truncation``, as the reference's ``truncated_noise_sample``."""
+        from scipy.stats import truncnorm
+
+        values = truncnorm.rvs(-2, 2, size=(n, self.z_dim), random_state=rng).astype(np.float32)
+        return self.truncation_psi * values
+
+    def one_hot(self, n: int, class_index: int | None = None) -> torch.Tensor:
+        """(n, num_classes) one-hot rows of ``class_index`` (default: the configured class)."""
+        c = self.class_index if class_index is None else class_index
+        if not 0 <= c < self.num_classes:
+            raise BadInputError(f"class must be in 0..{self.num_classes - 1}, got {c}")
+        vec = torch.zeros(n, self.num_classes, device=self.device, dtype=self.dtype)
+        vec[:, c] = 1
+        return vec
+
+    def spectral_norm_step(self) -> None:
+        """Advance every stored u, v by one power iteration, which is what the reference's first
+        call in training mode does before rendering (its README example omits ``.eval()``)."""
+        for m in self.modules():
+            if isinstance(m, _SN):
+                m.power_iteration(self.config["eps"])
+
+    # ------------------------------------------------------------------ forward
+    def _run(
+        self,
+        z: torch.Tensor,
+        class_vector: torch.Tensor | None,
+        truncation: float | None,
+        stop: str | None = None,
+    ) -> torch.Tensor:
+        t = self.truncation_psi if truncation is None else float(truncation)
+        if not 0 < t <= 1:
+            raise BadInputError(f"BigGAN truncation must be in (0, 1], got {t}")
+        z = z.reshape(-1, self.z_dim)
+        if class_vector is None:
+            class_vector = self.one_hot(len(z))
+        cond = torch.cat([z, self.embeddings(class_vector.to(z.dtype))], dim=1)
+        g = self.generator
+        x = g.gen_z(cond).reshape(-1, 4, 4, 16 * g.ch).permute(0, 3, 1, 2)
+        if stop == "generator.gen_z":
+            return x
+        for i, layer in enumerate(g.layers):
+            x = layer(x, cond, t) if isinstance(layer, _Block) else layer(x)
+            if stop == f"generator.layers.{i}":
+                return x
+        x = g.bn(x, t)
+        if stop == "generator.bn":
+            return x
+        x = g.conv_to_rgb(F.relu(x))
+        if stop == "generator.conv_to_rgb":
+            return x
+        return torch.tanh(x[:, :3])
+
+    def generate(self, z: torch.Tensor, class_vector: torch.Tensor, truncation: float | None = None) -> torch.Tensor:
+        """Images for explicit class vectors (e.g. mixtures of one-hots), as ``BigGAN(z, c, t)``."""
+        if class_vector.ndim != 2 or class_vector.shape != (len(z), self.num_classes):
+            raise BadInputError(f"class vectors must have shape ({len(z)}, {self.num_classes})")
+        return self._run(z, class_vector, truncation)
+
+    def synthesis(self, latent: torch.Tensor, space: str = "z") -> torch.Tensor:
+        self.check_space(space)
+        return self._run(latent, None, None)
+
+    def latent_weights(self, layers: Sequence[int] | None = None, variant: str = "genforce") -> dict[str, torch.Tensor]:
+        """The z columns of ``generator.gen_z`` (its input is ``[z, class embedding]``), as the
+        (16·ch·16, z_dim) matrix with ``features = A @ z + (class part) + bias``."""
+        if layers is not None and list(layers) != [0]:
+            raise BadInputError(f"BigGAN SeFa uses one latent-reading layer (0, generator.gen_z); got {list(layers)}")
+        return {"generator.gen_z": self.generator.gen_z.weight()[:, : self.z_dim]}
+
+    def layer_names(self) -> list[str]:
+        return [f"generator.gen_z (linear [z {self.z_dim} | class {self.z_dim}] -> {16 * self.generator.ch}x4x4)"]
+
+    def activation_names(self) -> list[str]:
+        return list(self._names)
+
+    def activation(self, latent: torch.Tensor, space: str, name: str) -> torch.Tensor:
+        self.check_space(space)
+        return self._run(latent, None, None, stop=self.check_activation(name))
+
+    def describe(self) -> dict[str, Any]:
+        keep = ("channel_width", "layers", "attention_layer_position", "n_stats", "eps")
+        return {
+            **super().describe(),
+            "class_index": self.class_index,
+            "truncation": self.truncation_psi,
+            **{k: self.config[k] for k in keep},
+        }

@@ -1,0 +1,341 @@
+"""StyleGAN2 adapter: rosinality ``.pt`` and NVIDIA ``.pkl`` checkpoints, one implementation.
+
+The architecture comes from the checkpoint alone (shapes, plus NVIDIA's recorded constructor
+kwargs), never from the file name. Weights are attached with ``load_state_dict(assign=True)`` to
+a network built on the meta device, so a memory-mapped ``.pt`` stays on disk until a tensor is
+actually used: ``dirfind sefa`` reads only the style-affine weights.
+
+Layer indices (``--layers``) are w+ indices. For a generator of resolution R there are
+``num_ws = 2·log2(R) - 2`` of them: index 0 is the 4x4 convolution, index ``2k-1`` / ``2k``
+(k = 1..log2(R)-2) the up-sampling and second convolution at ``4·2^k`` px, and the last index
+the final to-RGB. Each odd index is also read by the to-RGB of the previous resolution. For
+1024 px: 0 = 4x4, 1-2 = 8x8, 3-4 = 16x16, 5-6 = 32x32, 7-8 = 64x64, ..., 15-16 = 1024x1024,
+17 = final to-RGB. See docs/stylegan2.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from ..errors import BadInputError, UnsupportedError
+from ..progress import log
+from . import register
+from .base import Generator
+from .checkpoint import Checkpoint
+from .nvidia_pickle import NetNode, generator_from_pickle
+from .stylegan2_nets import (
+    NvidiaNet,
+    RosinalityNet,
+    SG2Config,
+    build,
+    config_from_nvidia,
+    config_from_rosinality,
+)
+
+#: Samples and seed for the average w when a rosinality file carries no ``latent_avg``.
+W_AVG_SAMPLES, W_AVG_SEED = 4096, 0
+VARIANTS = ("genforce", "rosinality")
+
+
+# ---------------------------------------------------------------------- recognising files
+
+
+def _is_rosinality_sd(sd: Any) -> bool:
+    return isinstance(sd, dict) and "style.1.weight" in sd and "conv1.conv.weight" in sd
+
+
+def _rosinality_parts(obj: Any) -> tuple[dict | None, Any, Any]:
+    """(generator state dict, latent_avg, args) of a rosinality file, or (None, ...)."""
+    if not isinstance(obj, dict):
+        return None, None, None
+    for key in ("g_ema", "g"):
+        sd = obj.get(key)
+        if isinstance(sd, dict):
+            sd = _strip_module(sd)
+            if _is_rosinality_sd(sd):
+                return sd, obj.get("latent_avg"), obj.get("args")
+    sd = _strip_module(obj)
+    return (sd, None, None) if _is_rosinality_sd(sd) else (None, None, None)
+
+
+def _strip_module(sd: dict) -> dict:
+    if sd and all(isinstance(k, str) and k.startswith("module.") for k in sd):
+        return {k[len("module.") :]: v for k, v in sd.items()}
+    return sd
+
+
+def _rosinality_disc_only(obj: Any) -> bool:
+    d = obj.get("d") if isinstance(obj, dict) else None
+    return (
+        isinstance(d, dict)
+        and not any(k in obj for k in ("g", "g_ema"))
+        and any(str(k).startswith("convs.") for k in d)
+    )
+
+
+def _nvidia_node(obj: Any) -> NetNode | None:
+    for key in ("G_ema", "G"):
+        node = obj.get(key) if isinstance(obj, dict) else None
+        if isinstance(node, NetNode):
+            return node
+    return None
+
+
+def _is_sg2_node(node: NetNode) -> bool:
+    return node.get("synthesis.b4") is not None and node.get("mapping") is not None
+
+
+# ---------------------------------------------------------------------- the adapter
+
+
+@register
+class StyleGAN2Generator(Generator):
+    """StyleGAN2 (config E/F and relatives) in rosinality or NVIDIA layout; spaces z, w, w+."""
+
+    family = "stylegan2"
+    spaces = ("z", "w", "w+")
+
+    def __init__(self, net: NvidiaNet | RosinalityNet, cfg: SG2Config):
+        super().__init__(
+            z_dim=cfg.z_dim,
+            w_dim=cfg.w_dim,
+            resolution=cfg.resolution,
+            channels=cfg.img_channels,
+            num_ws=net.num_ws,
+            num_classes=cfg.c_dim,
+        )
+        self.cfg = cfg
+        self.net = net
+        self.layout = cfg.layout
+        self._styles = net.style_layers()
+        self._acts = [s.name for s in self._styles if s.kind != "torgb"]
+        self.pca_activation = self._acts[0]
+        self.compute_dtype = torch.float32
+        self.memory_format: torch.memory_format | None = None
+        #: True/False forces the fused/unfused modulated convolution; None = fused for batch 1 only
+        self.fused_modconv: bool | None = None
+        self._w_avg_known = cfg.layout == "nvidia"
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def accepts(cls, ck: Checkpoint) -> bool:
+        if ck.kind == "torch":
+            return _rosinality_parts(ck.obj)[0] is not None or _rosinality_disc_only(ck.obj)
+        if ck.kind.startswith("pickle:"):
+            node = _nvidia_node(ck.obj)
+            return node is None and isinstance(ck.obj, dict) or (node is not None and _is_sg2_node(node))
+        return False
+
+    @classmethod
+    def from_checkpoint(cls, ck: Checkpoint, entry: Any = None) -> StyleGAN2Generator:
+        name = ck.path.name
+        if ck.kind == "torch":
+            sd, latent_avg, args = _rosinality_parts(ck.obj)
+            if sd is None:
+                if _rosinality_disc_only(ck.obj):
+                    raise BadInputError(f"{name} holds only a discriminator ('d'); no generator to load")
+                raise BadInputError(f"{name} is not a rosinality StyleGAN2 checkpoint (no g_ema/g generator)")
+            return cls._from_rosinality(sd, latent_avg, args, name)
+        if ck.kind.startswith("pickle:"):
+            node = generator_from_pickle(ck.obj, name)
+            if not _is_sg2_node(node):
+                raise UnsupportedError(f"{name}: the generator is not a StyleGAN2 network (no synthesis.b4 block)")
+            return cls._from_nvidia(node, name)
+        raise BadInputError(f"{name} is not a StyleGAN2 checkpoint")
+
+    @classmethod
+    def _from_rosinality(cls, sd: dict, latent_avg: Any, args: Any, name: str) -> StyleGAN2Generator:
+        sd = dict(sd)
+        sd.pop("_metadata", None)
+        try:
+            cfg = config_from_rosinality(sd, lr_mlp=float(getattr(args, "lr_mlp", 0.01) or 0.01))
+        except BadInputError as e:
+            raise BadInputError(f"{name}: not a rosinality StyleGAN2 generator ({e})") from None
+        missing_noise = [k for k in _noise_keys(cfg) if k not in sd]
+        if missing_noise:  # older published files predate the noise buffers
+            gen = torch.Generator().manual_seed(0)
+            with torch.device("meta"):
+                shapes = {k: v.shape for k, v in build(cfg).state_dict().items() if k in missing_noise}
+            for k in missing_noise:
+                sd[k] = torch.randn(shapes[k], generator=gen)
+            log(f"{name}: no stored noise maps; const noise drawn with seed 0")
+        net = _attach(cfg, sd, name)
+        g = cls(net, cfg)
+        if isinstance(latent_avg, torch.Tensor) and latent_avg.numel() == cfg.w_dim:
+            net.latent_avg = latent_avg.detach().reshape(-1).float().clone()
+            g._w_avg_known = True
+        else:
+            net.latent_avg = torch.zeros(cfg.w_dim)
+        return g
+
+    @classmethod
+    def _from_nvidia(cls, node: NetNode, name: str) -> StyleGAN2Generator:
+        sd = node.state_dict()
+        try:
+            cfg = config_from_nvidia(sd, node.init_kwargs)
+        except BadInputError as e:
+            raise BadInputError(f"{name}: not an NVIDIA StyleGAN2 generator ({e})") from None
+        except UnsupportedError as e:
+            raise UnsupportedError(f"{name}: {e}") from None
+        return cls(_attach(cfg, sd, name), cfg)
+
+    # ------------------------------------------------------------------ precision
+    @property
+    def dtype(self) -> torch.dtype:
+        """Latents are float32 whatever the synthesis precision."""
+        return torch.float32
+
+    def set_precision(self, dtype: torch.dtype = torch.float32, channels_last: bool = False) -> StyleGAN2Generator:
+        """Run the synthesis network in ``dtype`` (mapping and latents stay float32), optionally with
+        channels-last activations (a CUDA speed-up)."""
+        if dtype not in (torch.float32, torch.float16, torch.bfloat16):
+            raise BadInputError(f"unsupported dtype {dtype}")
+        for name, m in self.net.named_children():
+            if name not in ("mapping", "style"):
+                m.to(dtype)
+        self.compute_dtype = dtype
+        self.memory_format = torch.channels_last if channels_last else None
+        return self
+
+    # ------------------------------------------------------------------ latents
+    def _labels(self, n: int, device: torch.device) -> torch.Tensor | None:
+        if not self.num_classes:
+            return None
+        if self.class_index is None:
+            raise BadInputError(f"this generator is class-conditional ({self.num_classes} classes); pass --class")
+        c = torch.zeros(n, self.num_classes, device=device)
+        c[:, self.class_index] = 1
+        return c
+
+    def w_avg(self) -> torch.Tensor:
+        """The truncation centre: the stored ``w_avg``/``latent_avg``, else the mean of 4096 mapped
+        latents drawn with a fixed seed (rosinality's ``mean_latent``, made deterministic)."""
+        if not self._w_avg_known:
+            z = torch.randn(W_AVG_SAMPLES, self.z_dim, generator=torch.Generator().manual_seed(W_AVG_SEED))
+            with torch.no_grad():
+                avg = self.net.mapping_forward(z.to(self.device), self._labels(W_AVG_SAMPLES, self.device))
+            self.net.latent_avg = avg.mean(0)
+            self._w_avg_known = True
+        return self.net.w_avg.float()
+
+    def embed(self, z: torch.Tensor, space: str) -> torch.Tensor:
+        self.check_space(space)
+        if space == "z":
+            return z
+        w = self.net.mapping_forward(z, self._labels(len(z), z.device))
+        psi, cut = self.truncation_psi, self.truncation_cutoff
+        if space == "w":
+            if psi != 1 and cut is not None and cut < self.num_ws:
+                raise BadInputError("--truncation-cutoff makes per-layer latents; use space w+")
+            return w if psi == 1 else torch.lerp(self.w_avg().to(w), w, psi)
+        ws = w[:, None].expand(-1, self.num_ws, -1)
+        if psi != 1:
+            avg = self.w_avg().to(w)
+            cut = self.num_ws if cut is None else cut
+            ws = torch.cat([torch.lerp(avg.expand_as(ws[:, :cut]), ws[:, :cut], psi), ws[:, cut:]], dim=1)
+        return ws.contiguous()
+
+    def _ws(self, latent: torch.Tensor, space: str) -> torch.Tensor:
+        self.check_space(space)
+        if space == "z":
+            ws = self.embed(latent, "w+")
+        elif space == "w":
+            ws = latent[:, None].expand(-1, self.num_ws, -1)
+        else:
+            ws = latent
+        if ws.ndim != 3 or tuple(ws.shape[1:]) != (self.num_ws, self.w_dim):
+            raise BadInputError(f"latents of shape {tuple(latent.shape)} do not fit space {space}")
+        return ws.to(self.compute_dtype)
+
+    def _run(self, ws: torch.Tensor):
+        fused = self.fused_modconv if self.fused_modconv is not None else ws.shape[0] == 1
+        return self.net.run(ws, self.noise_mode, fused, self.memory_format)
+
+    def synthesis(self, latent: torch.Tensor, space: str = "z") -> torch.Tensor:
+        for name, x in self._run(self._ws(latent, space)):
+            if name == "image":
+                return x
+        raise AssertionError("synthesis produced no image")
+
+    # ------------------------------------------------------------------ what methods read
+    def latent_weights(self, layers: Sequence[int] | None = None, variant: str = "genforce") -> dict[str, torch.Tensor]:
+        """Style-affine weights (in_channels, w_dim), ``styles = A @ w + b``, of the selected w+ layers.
+
+        ``genforce`` (official SeFa): one affine per index -- the convolution reading it, and for
+        the last index the final to-RGB. ``rosinality`` (``closed_form_factorization.py``): every
+        convolution's affine reading a selected index, plus the first (4x4) to-RGB when index 1 is
+        selected; the other to-RGBs are excluded. Default ``layers``: all indices.
+        """
+        if variant not in VARIANTS:
+            raise BadInputError(f"SeFa variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+        sel = list(range(self.num_ws)) if layers is None else list(layers)
+        bad = [i for i in sel if not 0 <= i < self.num_ws]
+        if bad or not sel:
+            raise BadInputError(f"layer {bad[0] if bad else '(none)'} out of range 0..{self.num_ws - 1}")
+        chosen = []
+        if variant == "genforce":
+            for i in sel:
+                convs = [s for s in self._styles if s.index == i and s.kind != "torgb"]
+                chosen += convs[:1] or [s for s in self._styles if s.index == i and s.kind == "torgb"][-1:]
+        else:
+            chosen = [s for s in self._styles if s.index in sel and (s.kind != "torgb" or s.is_first_torgb)]
+        return {s.name: s.affine.effective_weight().float() for s in chosen}
+
+    def layer_names(self) -> list[str]:
+        out = []
+        for i in range(self.num_ws):
+            parts = [
+                f"{s.resolution}x{s.resolution} {s.kind.replace('_', ' ')} ({s.name})"
+                for s in self._styles
+                if s.index == i
+            ]
+            out.append(" + ".join(parts))
+        return out
+
+    def activation_names(self) -> list[str]:
+        return list(self._acts)
+
+    def activation(self, latent: torch.Tensor, space: str, name: str) -> torch.Tensor:
+        self.check_activation(name)
+        for n, x in self._run(self._ws(latent, space)):
+            if n == name:
+                return x.float()
+        raise AssertionError(f"activation {name} not reached")
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), **self.cfg.describe()}
+
+
+def _noise_keys(cfg: SG2Config) -> list[str]:
+    n = 1 + 2 * (len(cfg.resolutions) - 1)
+    return [f"noises.noise_{i}" for i in range(n)]
+
+
+def _attach(cfg: SG2Config, sd: dict[str, torch.Tensor], name: str) -> NvidiaNet | RosinalityNet:
+    """Build on the meta device and adopt the checkpoint's tensors without copying them."""
+    with torch.device("meta"):
+        net = build(cfg)
+    sd = {k: (v.float() if v.is_floating_point() and v.dtype != torch.float32 else v) for k, v in sd.items()}
+    try:
+        net.load_state_dict(sd, strict=True, assign=True)
+    except RuntimeError as e:
+        raise BadInputError(
+            f"{name}: weights do not match a {cfg.layout} StyleGAN2 generator ({_load_error(e)})"
+        ) from None
+    for mod in net.modules():  # buffers outside the state dict (non-persistent) start on meta
+        for k, b in list(mod._buffers.items()):
+            if b is not None and b.is_meta:
+                mod._buffers[k] = torch.zeros(b.shape, dtype=b.dtype)
+    return net
+
+
+def _load_error(e: RuntimeError) -> str:
+    text = " ".join(str(e).split())
+    for marker in ("Missing key(s)", "Unexpected key(s)", "size mismatch"):
+        if marker in text:
+            text = text[text.index(marker) :]
+            break
+    return text[:200] + ("..." if len(text) > 200 else "")
