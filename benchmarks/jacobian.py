@@ -7,9 +7,9 @@
 2. One optimisation step of Hessian Penalty / OroJaR learning with the official finite differences
    vs exact forward-mode derivatives.
 
-``--quick`` shrinks everything (Jacobian of a resized output for the reverse baseline is never used:
-the baseline always computes the same full Jacobian, but on fewer rows in quick mode, extrapolated
-per row and labelled so). StyleGAN2 (256 px, random weights) runs when the adapter is importable.
+``--quick`` times fewer reverse rows / forward tangents and extrapolates linearly (labelled in the
+output). The 256-px StyleGAN2 (FFHQ architecture, random weights) is always extrapolated: its full
+reverse-mode Jacobian (196,608 backward passes) would take days on a CPU.
 
     python benchmarks/jacobian.py --quick
 """
@@ -21,11 +21,12 @@ import json
 import os
 import platform
 import time
+from pathlib import Path
 
 import torch
 
 from dirfind.generators import load_generator
-from dirfind.jacobian import jacobian, output_fn
+from dirfind.jacobian import jacobian, jvps, output_fn
 from dirfind.methods.learn import LearnConfig, _step, search_slice
 
 
@@ -38,44 +39,53 @@ def _time(fn, reps: int = 1) -> tuple[float, object]:
     return best, out
 
 
-def reverse_rows(gen, latent, space, rows: int | None) -> tuple[float, torch.Tensor, int]:
-    """Reverse-mode Jacobian row by row; ``rows`` limits the rows (quick mode), returns (s, J rows, rows)."""
+def bench_jacobian(name: str, gen, space: str, chunk: int, max_tangents: int | None, max_rows: int | None) -> dict:
+    """Forward mode (D tangents) vs reverse mode (one backward pass per output row) for one sample.
+
+    ``max_tangents`` / ``max_rows`` time only that many tangents / rows and extrapolate linearly
+    (quick mode and the 256-px StyleGAN2, whose full reverse Jacobian takes days on a CPU).
+    """
+    z = gen.z_from_seeds([0])
+    latent = gen.embed(z.to(gen.device), "z" if space == "z" else "w+")[0].detach()
+    dim = gen.space_dim(space)
     f = output_fn(gen, latent[None], space)
-    x0 = torch.zeros(1, latent.numel() if space == "z" else gen.w_dim, dtype=gen.dtype)
-    if rows is None:
-        t, j = _time(lambda: torch.autograd.functional.jacobian(lambda d: f(d)[0], x0[0]))
-        return t, j, j.shape[0]
+    x0 = torch.zeros(1, dim, device=gen.device)
+    n_t = dim if max_tangents is None else min(dim, max_tangents)
+    if n_t == dim:
+        fwd_t, jf = _time(lambda: jacobian(gen, latent, space, chunk=chunk))
+    else:
+        eye = torch.eye(dim, device=gen.device)[:n_t, None]
+
+        def fwd():
+            with torch.no_grad():
+                return torch.cat([jvps(f, x0, eye[i : i + chunk])[:, 0] for i in range(0, n_t, chunk)]).t()
+
+        fwd_t, jf = _time(fwd)
+    m = jf.shape[0]
+    n_r = m if max_rows is None else min(m, max_rows)
     x = x0[0].clone().requires_grad_(True)
 
-    def run():
+    def rev():
+        if n_r == m:
+            return torch.autograd.functional.jacobian(lambda d: f(d[None])[0], x0[0])
         out = f(x[None])[0]
-        return torch.stack([torch.autograd.grad(out[i], x, retain_graph=True)[0] for i in range(rows)])
+        return torch.stack([torch.autograd.grad(out[i], x, retain_graph=True)[0] for i in range(n_r)])
 
-    t, j = _time(run)
-    return t, j, rows
-
-
-def bench_jacobian(name: str, gen, space: str, quick: bool, chunk: int) -> dict:
-    z = gen.z_from_seeds([0])
-    latent = gen.embed(z, "z" if space == "z" else "w+")[0].detach()
-    fwd_t, jf = _time(lambda: jacobian(gen, latent, space, chunk=chunk))
-    m, d = jf.shape
-    rows = min(m, 256) if quick else None
-    rev_t, jr, nrows = reverse_rows(gen, latent, space, rows)
-    rev_full = rev_t * m / nrows
-    diff = float((jf[:nrows] - jr.reshape(nrows, -1)).abs().max())
+    rev_t, jr = _time(rev)
+    fwd_full, rev_full = fwd_t * dim / n_t, rev_t * m / n_r
+    diff = float((jf[:n_r] - jr.reshape(n_r, -1)[:, :n_t]).abs().max())
     return {
         "generator": name,
         "outputs": m,
-        "latent_dim": d,
-        "forward_passes": d,
-        "forward_calls": -(-d // chunk),
-        "forward_s": round(fwd_t, 3),
+        "latent_dim": dim,
+        "forward_passes": dim,
+        "forward_calls": -(-dim // chunk),
+        "forward_tangents_timed": n_t,
+        "forward_s": round(fwd_full, 3),
         "reverse_passes": m,
-        "reverse_rows_timed": nrows,
+        "reverse_rows_timed": n_r,
         "reverse_s": round(rev_full, 3),
-        "reverse_extrapolated": nrows < m,
-        "speedup": round(rev_full / fwd_t, 1),
+        "speedup": round(rev_full / fwd_full, 1),
         "max_abs_diff": diff,
     }
 
@@ -108,25 +118,29 @@ def bench_steps(gen, quick: bool) -> list[dict]:
 
 
 def stylegan2_256():
-    """A random-weight 256-px StyleGAN2 through the sg2 adapter, or None while it has not landed."""
-    try:
-        from dirfind.generators import stylegan2  # noqa: F401
-    except ImportError:
-        return None
-    make = getattr(stylegan2, "random_generator", None)
-    if make is None:
-        return None
-    return make(resolution=256, seed=0)
+    """The FFHQ-architecture StyleGAN2 at 256 px with seeded random weights (benchmarks/traverse.py)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_bench_traverse", Path(__file__).with_name("traverse.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.random_generator(256, torch.device("cpu"))
 
 
-def _extrap(r: dict) -> str:
-    return f", extrapolated from {r['reverse_rows_timed']} rows" if r["reverse_extrapolated"] else ""
+def _extrap(r: dict, what: str) -> str:
+    """Say when a figure was extrapolated from fewer tangents ('f') or rows ('r')."""
+    if what == "f":
+        timed, total = r["forward_tangents_timed"], r["latent_dim"]
+    else:
+        timed, total = r["reverse_rows_timed"], r["outputs"]
+    return f", extrapolated from {timed}" if timed < total else ""
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer reverse rows (extrapolated) and repetitions")
     ap.add_argument("--chunk", type=int, default=25, help="tangents per forward-mode call")
+    ap.add_argument("--skip-stylegan2", action="store_true", help="only the DCGAN and the penalty steps")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -139,12 +153,14 @@ def main() -> None:
         "quick": args.quick,
     }
     dcgan = load_generator("dcgan-digiface", device="cpu")
-    out = {"env": env, "jacobian": [bench_jacobian("dcgan-digiface 64px", dcgan, "z", args.quick, args.chunk)]}
-    sg2 = stylegan2_256()
-    if sg2 is None:
-        out["stylegan2_256"] = "pending: no StyleGAN2 adapter with random_generator() on this branch"
-    else:
-        out["jacobian"].append(bench_jacobian("stylegan2 256px random", sg2, "w", args.quick, args.chunk))
+    rows = 256 if args.quick else None
+    out = {"env": env, "jacobian": [bench_jacobian("dcgan-digiface 64px", dcgan, "z", args.chunk, None, rows)]}
+    if not args.skip_stylegan2:
+        sg2 = stylegan2_256()
+        tangents = 8 if args.quick else 64
+        out["jacobian"].append(
+            bench_jacobian("stylegan2 256px random, w", sg2, "w", min(args.chunk, 8), tangents, 4 if args.quick else 16)
+        )
     out["steps"] = bench_steps(dcgan, args.quick)
     if args.json:
         print(json.dumps(out, indent=2))
@@ -153,12 +169,11 @@ def main() -> None:
     for r in out["jacobian"]:
         print(
             f"{r['generator']}: J {r['outputs']}x{r['latent_dim']}  forward {r['forward_s']:.2f} s "
-            f"({r['forward_passes']} passes, {r['forward_calls']} calls)  reverse {r['reverse_s']:.2f} s "
-            f"({r['reverse_passes']} passes{_extrap(r)})"
+            f"({r['forward_passes']} passes, {r['forward_calls']} calls{_extrap(r, 'f')})  "
+            f"reverse {r['reverse_s']:.2f} s "
+            f"({r['reverse_passes']} passes{_extrap(r, 'r')})"
             f"  speed-up x{r['speedup']}  max|diff| {r['max_abs_diff']:.2e}"
         )
-    if isinstance(out.get("stylegan2_256"), str):
-        print(f"stylegan2 256px: {out['stylegan2_256']}")
     for r in out["steps"]:
         print(
             f"{r['method']} step (batch {r['batch']}, 10 dirs): fd {1000 * r['fd_step_s']:.1f} ms "
