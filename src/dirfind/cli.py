@@ -1299,13 +1299,14 @@ def _learn_options(f: Callable) -> Callable:
 
 
 def _learn_cmd(method: str, ckpt: str, out: str, checkpoint_steps: int, resume: bool, **opts: Any) -> None:
+    render = {k: opts.pop(k) for k in ("truncation", "truncation_cutoff", "noise_mode", "class_index")}
     from .fileio import check_writable
     from .jobs import Job, progress_dir
     from .methods.learn import LearnConfig, identity, learn
     from .sampling import check_seed
 
     check_writable(out, SETTINGS.force)
-    gen = load_gen(ckpt)
+    gen = load_gen(ckpt, **render)
     cfg = LearnConfig(method=method, seed=check_seed(SETTINGS.seed), **opts)
     job = Job.open(progress_dir(out), identity(gen, cfg), resume=resume, force=SETTINGS.force)
     with _resume_hint(out):
@@ -1323,6 +1324,7 @@ def _learn_cmd(method: str, ckpt: str, out: str, checkpoint_steps: int, resume: 
 @command(cli, "hessian")
 @ckpt_option()
 @_learn_options
+@render_options
 @click.option("--path-size", type=float, default=5.0, show_default=True, help="Distances along a direction ~ U[-P, P].")
 @out_option("directions.npz", "Where to write the direction bank.")
 def hessian_cmd(ckpt: str, out: str, checkpoint_steps: int, resume: bool, **opts: Any) -> None:
@@ -1333,6 +1335,7 @@ def hessian_cmd(ckpt: str, out: str, checkpoint_steps: int, resume: bool, **opts
 @command(cli, "orojar")
 @ckpt_option()
 @_learn_options
+@render_options
 @out_option("directions.npz", "Where to write the direction bank.")
 def orojar_cmd(ckpt: str, out: str, checkpoint_steps: int, resume: bool, **opts: Any) -> None:
     """OroJaR: learn K directions whose image changes are orthogonal (Wei et al.)."""

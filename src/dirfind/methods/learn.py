@@ -152,7 +152,13 @@ def identity(gen: Generator, cfg: LearnConfig) -> dict[str, Any]:
     """What a resumed run must share with the saved one (``steps`` may grow)."""
     d = asdict(cfg)
     d.pop("steps")
-    return {"generator": gen.fingerprint, "family": gen.family, **d}
+    render = {
+        "truncation": gen.truncation_psi,
+        "truncation_cutoff": gen.truncation_cutoff,
+        "noise_mode": gen.noise_mode,
+        "class_index": gen.class_index,
+    }
+    return {"generator": gen.fingerprint, "family": gen.family, "render": render, **d}
 
 
 def learn(gen: Generator, cfg: LearnConfig, job: Job | None = None, checkpoint_steps: int = 100) -> DirectionBank:
