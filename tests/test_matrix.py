@@ -31,6 +31,9 @@ METHODS: dict[str, list[str]] = {
     "sefa": ["sefa", "-k", "5"],
     "ganspace": ["ganspace", "-n", "400", "-k", "5", "--batch-size", "100", "--regression-n", "400"],
     "interfacegan": ["interfacegan", "-n", "200", "--predictor", PREDICTOR, "--ratio", "0.25", "--batch-size", "50"],
+    "jacobian": ["jacobian", "-k", "3", "--seeds", "0", "--size", "16"],
+    "hessian": ["hessian", "-k", "3", "--steps", "2", "--batch-size", "2"],
+    "orojar": ["orojar", "-k", "3", "--steps", "2", "--batch-size", "2", "--estimator", "exact"],
 }
 
 
