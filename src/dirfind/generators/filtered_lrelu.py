@@ -1,0 +1,121 @@
+"""StyleGAN3's filtered leaky ReLU in plain, differentiable PyTorch (no custom kernels).
+
+``filtered_lrelu`` computes what NVIDIA's reference path (``_filtered_lrelu_ref`` in
+``torch_utils/ops/filtered_lrelu.py``) computes, in this order:
+
+1. add the bias;
+2. upsample by ``up``: insert ``up - 1`` zeros after every sample, pad (negative = crop) by
+   ``padding = (x0, x1, y0, y1)`` and convolve with the low-pass filter ``fu`` times ``up**2``
+   (``up`` per axis for a separable 1-D filter);
+3. leaky ReLU with ``slope``, times ``gain``, clamp to ``[-clamp, clamp]``;
+4. convolve with the low-pass filter ``fd`` and keep every ``down``-th sample.
+
+The zero-inserted image is never materialised: step 2 is a strided ``conv_transpose2d`` whose output
+is cropped/padded to the reference's window, and step 4 a strided ``conv2d``. Filters are 1-D
+(separable, applied along x then y) or 2-D (StyleGAN3-R's radial down filters); ``None`` is the
+identity. Everything is ordinary autograd-traceable ops, so ``torch.func.jvp`` works through it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _taps(f: torch.Tensor | None) -> int:
+    return 1 if f is None else int(f.shape[-1])
+
+
+def _upsample(x: torch.Tensor, f: torch.Tensor | None, up: int, pad: tuple[int, int, int, int]) -> torch.Tensor:
+    """Zero-insertion upsampling, padding and FIR filtering (gain ``up**2``), as one transposed conv."""
+    c = x.shape[1]
+    x0, x1, y0, y1 = pad
+    if f is None:  # identity filter: zero insertion and padding only
+        if up > 1:
+            b, _, h, w = x.shape
+            x = F.pad(x.reshape(b, c, h, 1, w, 1), [0, up - 1, 0, 0, 0, up - 1]).reshape(b, c, h * up, w * up)
+        return F.pad(x, [x0, x1, y0, y1])
+    k = f.shape[-1]
+    # conv_transpose2d(x, g, stride=up)[m] = sum_i x[i] g[m - i*up]; the reference output n reads
+    # index m = n + k - 1 - pad_lo of that with g = f (unflipped), so shift the window accordingly.
+    lo = lambda p: p - (k - 1)  # noqa: E731
+    hi = lambda p: p + up - k  # noqa: E731
+    f = f.to(x.dtype)
+    if f.ndim == 1:
+        g = f * up
+        x = F.conv_transpose2d(x, g.reshape(1, 1, 1, k).expand(c, 1, 1, k), stride=(1, up), groups=c)
+        x = F.conv_transpose2d(x, g.reshape(1, 1, k, 1).expand(c, 1, k, 1), stride=(up, 1), groups=c)
+    else:
+        g = f * (up * up)
+        x = F.conv_transpose2d(x, g[None, None].expand(c, 1, k, k), stride=up, groups=c)
+    return F.pad(x, [lo(x0), hi(x1), lo(y0), hi(y1)])
+
+
+def _downsample(x: torch.Tensor, f: torch.Tensor | None, down: int) -> torch.Tensor:
+    """FIR filtering (a true convolution: the filter is flipped) without padding, then decimation."""
+    c = x.shape[1]
+    if f is None:
+        return x[:, :, ::down, ::down] if down > 1 else x
+    k = f.shape[-1]
+    f = f.to(x.dtype).flip(list(range(f.ndim)))
+    if f.ndim == 1:
+        x = F.conv2d(x, f.reshape(1, 1, 1, k).expand(c, 1, 1, k), stride=(1, down), groups=c)
+        return F.conv2d(x, f.reshape(1, 1, k, 1).expand(c, 1, k, 1), stride=(down, 1), groups=c)
+    return F.conv2d(x, f[None, None].expand(c, 1, k, k), stride=down, groups=c)
+
+
+def filtered_lrelu(
+    x: torch.Tensor,
+    fu: torch.Tensor | None = None,
+    fd: torch.Tensor | None = None,
+    b: torch.Tensor | None = None,
+    up: int = 1,
+    down: int = 1,
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0),
+    gain: float = 2**0.5,
+    slope: float = 0.2,
+    clamp: float | None = None,
+) -> torch.Tensor:
+    """Bias, upsample (``fu``), leaky ReLU (``slope``, ``gain``, ``clamp``), downsample (``fd``).
+
+    ``x``: (N, C, H, W). Output width ``(W·up + x0 + x1 - (|fu|-1) - (|fd|-1) + down - 1) // down``
+    (height likewise), exactly as the reference.
+    """
+    if b is not None:
+        x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
+    x = _upsample(x, fu, up, tuple(int(p) for p in padding))
+    if slope != 1:
+        x = F.leaky_relu(x, slope)
+    if gain != 1:
+        x = x * gain
+    if clamp is not None:
+        x = x.clamp(-clamp, clamp)
+    return _downsample(x, fd, down)
+
+
+def filtered_lrelu_reference(
+    x: torch.Tensor,
+    fu: torch.Tensor | None = None,
+    fd: torch.Tensor | None = None,
+    b: torch.Tensor | None = None,
+    up: int = 1,
+    down: int = 1,
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0),
+    gain: float = 2**0.5,
+    slope: float = 0.2,
+    clamp: float | None = None,
+) -> torch.Tensor:
+    """Slow literal version (materialised zero insertion, full-resolution filtering, then
+    decimation); used by the tests to check :func:`filtered_lrelu`."""
+    from .stylegan_ops import upfirdn2d
+
+    if b is not None:
+        x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
+    ones = torch.ones(1, 1, dtype=x.dtype, device=x.device)
+    f2 = ones if fu is None else (fu[:, None] * fu[None, :] if fu.ndim == 1 else fu)
+    x = upfirdn2d(x, f2 * up * up, up=up, pad=tuple(int(p) for p in padding))
+    x = F.leaky_relu(x, slope) * gain
+    if clamp is not None:
+        x = x.clamp(-clamp, clamp)
+    f2 = ones if fd is None else (fd[:, None] * fd[None, :] if fd.ndim == 1 else fd)
+    return upfirdn2d(x, f2)[:, :, ::down, ::down]
