@@ -81,6 +81,7 @@ from . import dcgan  # noqa: E402,F401,I001
 from . import stylegan2  # noqa: E402,F401,I001
 from . import biggan  # noqa: E402,F401,I001
 from . import pggan  # noqa: E402,F401,I001
+from . import stylegan3  # noqa: E402,F401,I001
 
 __all__ = [
     "FAMILIES",

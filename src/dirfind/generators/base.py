@@ -6,8 +6,9 @@ Conventions
   one vector broadcast to every layer, and ``"w+"`` (N, num_ws, w_dim), one vector per
   latent-reading layer.
 * Images are NCHW float in [-1, 1] (not clamped: real networks overshoot slightly).
-* Render settings that are not part of a latent (truncation, noise mode, class) live on the
-  adapter and are changed with :meth:`Generator.configure`, like ``module.eval()``.
+* Render settings that are not part of a latent (truncation, noise mode, class, and for families
+  with ``supports_transform`` an input translation/rotation) live on the adapter and are changed
+  with :meth:`Generator.configure`, like ``module.eval()``.
 * ``synthesis`` must be a pure tensor function of the latent (no in-place ops on it, no custom
   autograd functions without a forward-mode rule) so ``torch.func.jvp`` works through it.
 """
@@ -37,6 +38,8 @@ class Generator(torch.nn.Module):
     spaces: ClassVar[tuple[str, ...]] = ("z",)
     #: activation GANSpace decomposes by default when the family has no w space (None = ask)
     pca_activation: ClassVar[str | None] = None
+    #: whether ``configure(transform=(tx, ty, degrees))`` is meaningful (StyleGAN3's input transform)
+    supports_transform: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -62,6 +65,7 @@ class Generator(torch.nn.Module):
         self.truncation_cutoff: int | None = None
         self.noise_mode = "const"
         self.class_index: int | None = None
+        self.transform: tuple[float, float, float] | None = None
 
     # ------------------------------------------------------------------ settings
     def configure(
@@ -71,8 +75,13 @@ class Generator(torch.nn.Module):
         truncation_cutoff: int | None = None,
         noise_mode: str | None = None,
         class_index: int | None = None,
+        transform: Sequence[float] | None = None,
     ) -> Generator:
-        """Set render settings; ``None`` leaves a setting unchanged. Returns ``self``."""
+        """Set render settings; ``None`` leaves a setting unchanged. Returns ``self``.
+
+        ``transform = (tx, ty, degrees)``: translate and rotate the image as NVIDIA's
+        ``gen_images.py --translate tx,ty --rotate deg`` does (families with
+        ``supports_transform`` only; ``(0, 0, 0)`` is the identity)."""
         if truncation is not None:
             if not np.isfinite(truncation) or truncation < 0:
                 raise BadInputError(f"truncation must be a finite number >= 0, got {truncation}")
@@ -91,6 +100,16 @@ class Generator(torch.nn.Module):
             if not 0 <= class_index < self.num_classes:
                 raise BadInputError(f"class must be in 0..{self.num_classes - 1}, got {class_index}")
             self.class_index = int(class_index)
+        if transform is not None:
+            if not self.supports_transform:
+                raise UnsupportedError(
+                    f"--transform (input translation/rotation) is only available for StyleGAN3; "
+                    f"this is a {self.family} generator"
+                )
+            vals = tuple(float(v) for v in transform)
+            if len(vals) != 3 or not np.isfinite(vals).all():
+                raise BadInputError(f"transform must be three finite numbers tx,ty,degrees, got {transform!r}")
+            self.transform = vals
         return self
 
     def set_precision(self, dtype: torch.dtype = torch.float32, channels_last: bool = False) -> Generator:

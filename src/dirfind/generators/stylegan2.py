@@ -15,7 +15,7 @@ the final to-RGB. Each odd index is also read by the to-RGB of the previous reso
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -91,8 +91,52 @@ def _is_sg2_node(node: NetNode) -> bool:
 # ---------------------------------------------------------------------- the adapter
 
 
+class StyleLatents:
+    """z -> w -> w+ with truncation, shared by the StyleGAN2 and StyleGAN3 adapters. The host class
+    provides ``net.mapping_forward(z, c)`` and ``w_avg()`` (plus the :class:`Generator` settings)."""
+
+    def _labels(self, n: int, device: torch.device) -> torch.Tensor | None:
+        if not self.num_classes:
+            return None
+        if self.class_index is None:
+            raise BadInputError(f"this generator is class-conditional ({self.num_classes} classes); pass --class")
+        c = torch.zeros(n, self.num_classes, device=device)
+        c[:, self.class_index] = 1
+        return c
+
+    def embed(self, z: torch.Tensor, space: str) -> torch.Tensor:
+        self.check_space(space)
+        if space == "z":
+            return z
+        w = self.net.mapping_forward(z, self._labels(len(z), z.device))
+        psi, cut = self.truncation_psi, self.truncation_cutoff
+        if space == "w":
+            if psi != 1 and cut is not None and cut < self.num_ws:
+                raise BadInputError("--truncation-cutoff makes per-layer latents; use space w+")
+            return w if psi == 1 else torch.lerp(self.w_avg().to(w), w, psi)
+        ws = w[:, None].expand(-1, self.num_ws, -1)
+        if psi != 1:
+            avg = self.w_avg().to(w)
+            cut = self.num_ws if cut is None else cut
+            ws = torch.cat([torch.lerp(avg.expand_as(ws[:, :cut]), ws[:, :cut], psi), ws[:, cut:]], dim=1)
+        return ws.contiguous()
+
+    def per_layer_latents(self, latent: torch.Tensor, space: str) -> torch.Tensor:
+        """Latents of ``space`` as (N, num_ws, w_dim) (z is mapped and truncated first)."""
+        self.check_space(space)
+        if space == "z":
+            ws = self.embed(latent, "w+")
+        elif space == "w":
+            ws = latent[:, None].expand(-1, self.num_ws, -1)
+        else:
+            ws = latent
+        if ws.ndim != 3 or tuple(ws.shape[1:]) != (self.num_ws, self.w_dim):
+            raise BadInputError(f"latents of shape {tuple(latent.shape)} do not fit space {space}")
+        return ws
+
+
 @register
-class StyleGAN2Generator(Generator):
+class StyleGAN2Generator(StyleLatents, Generator):
     """StyleGAN2 (config E/F and relatives) in rosinality or NVIDIA layout; spaces z, w, w+."""
 
     family = "stylegan2"
@@ -201,15 +245,6 @@ class StyleGAN2Generator(Generator):
         return self
 
     # ------------------------------------------------------------------ latents
-    def _labels(self, n: int, device: torch.device) -> torch.Tensor | None:
-        if not self.num_classes:
-            return None
-        if self.class_index is None:
-            raise BadInputError(f"this generator is class-conditional ({self.num_classes} classes); pass --class")
-        c = torch.zeros(n, self.num_classes, device=device)
-        c[:, self.class_index] = 1
-        return c
-
     def w_avg(self) -> torch.Tensor:
         """The truncation centre: the stored ``w_avg``/``latent_avg``, else the mean of 4096 mapped
         latents drawn with a fixed seed (rosinality's ``mean_latent``, made deterministic)."""
@@ -221,34 +256,8 @@ class StyleGAN2Generator(Generator):
             self._w_avg_known = True
         return self.net.w_avg.float()
 
-    def embed(self, z: torch.Tensor, space: str) -> torch.Tensor:
-        self.check_space(space)
-        if space == "z":
-            return z
-        w = self.net.mapping_forward(z, self._labels(len(z), z.device))
-        psi, cut = self.truncation_psi, self.truncation_cutoff
-        if space == "w":
-            if psi != 1 and cut is not None and cut < self.num_ws:
-                raise BadInputError("--truncation-cutoff makes per-layer latents; use space w+")
-            return w if psi == 1 else torch.lerp(self.w_avg().to(w), w, psi)
-        ws = w[:, None].expand(-1, self.num_ws, -1)
-        if psi != 1:
-            avg = self.w_avg().to(w)
-            cut = self.num_ws if cut is None else cut
-            ws = torch.cat([torch.lerp(avg.expand_as(ws[:, :cut]), ws[:, :cut], psi), ws[:, cut:]], dim=1)
-        return ws.contiguous()
-
     def _ws(self, latent: torch.Tensor, space: str) -> torch.Tensor:
-        self.check_space(space)
-        if space == "z":
-            ws = self.embed(latent, "w+")
-        elif space == "w":
-            ws = latent[:, None].expand(-1, self.num_ws, -1)
-        else:
-            ws = latent
-        if ws.ndim != 3 or tuple(ws.shape[1:]) != (self.num_ws, self.w_dim):
-            raise BadInputError(f"latents of shape {tuple(latent.shape)} do not fit space {space}")
-        return ws.to(self.compute_dtype)
+        return self.per_layer_latents(latent, space).to(self.compute_dtype)
 
     def _run(self, ws: torch.Tensor):
         fused = self.fused_modconv if self.fused_modconv is not None else ws.shape[0] == 1
@@ -315,16 +324,18 @@ def _noise_keys(cfg: SG2Config) -> list[str]:
 
 
 def _attach(cfg: SG2Config, sd: dict[str, torch.Tensor], name: str) -> NvidiaNet | RosinalityNet:
-    """Build on the meta device and adopt the checkpoint's tensors without copying them."""
+    return attach_weights(lambda: build(cfg), sd, name, f"{cfg.layout} StyleGAN2")
+
+
+def attach_weights(make: Callable[[], torch.nn.Module], sd: dict[str, torch.Tensor], name: str, what: str) -> Any:
+    """Build ``make()`` on the meta device and adopt the checkpoint's tensors without copying them."""
     with torch.device("meta"):
-        net = build(cfg)
+        net = make()
     sd = {k: (v.float() if v.is_floating_point() and v.dtype != torch.float32 else v) for k, v in sd.items()}
     try:
         net.load_state_dict(sd, strict=True, assign=True)
     except RuntimeError as e:
-        raise BadInputError(
-            f"{name}: weights do not match a {cfg.layout} StyleGAN2 generator ({_load_error(e)})"
-        ) from None
+        raise BadInputError(f"{name}: weights do not match a {what} generator ({_load_error(e)})") from None
     for mod in net.modules():  # buffers outside the state dict (non-persistent) start on meta
         for k, b in list(mod._buffers.items()):
             if b is not None and b.is_meta:
