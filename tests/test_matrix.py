@@ -24,6 +24,8 @@ FAMILIES: dict[str, tuple[str | None, list[str], str]] = {
     "stylegan2-nvidia-cond": (str(FIX / "stylegan2" / "stylegan2_ada_cond4_tiny32.pkl"), ["--class", "2"], "stylegan2"),
     "biggan": (str(FIX / "biggan" / "biggan_deep_tiny64"), ["--class", "3"], "biggan"),
     "pggan": (str(FIX / "pggan" / "pggan_genforce_tiny32.pth"), [], "pggan"),
+    "stylegan3-t": (str(FIX / "stylegan3" / "stylegan3_t_tiny32.pkl"), [], "stylegan3"),
+    "stylegan3-r": (str(FIX / "stylegan3" / "stylegan3_r_tiny32.pkl"), [], "stylegan3"),
 }
 
 # method -> CLI arguments (before --ckpt/--out), kept small: the point is that each runs on each family

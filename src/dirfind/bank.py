@@ -317,4 +317,6 @@ def generator_identity(gen: Any) -> dict[str, Any]:
     ident = {k: getattr(gen, k) for k in keys}
     if getattr(gen, "class_index", None) is not None:
         ident["class_index"] = gen.class_index
+    if getattr(gen, "transform", None) is not None:
+        ident["transform"] = list(gen.transform)
     return ident

@@ -164,8 +164,29 @@ def load_gen(ckpt: str, **settings: Any) -> Any:
     return gen
 
 
+def _parse_transform(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple | None:
+    if value is None:
+        return None
+    parts = [p.strip() for p in value.split(",")]
+    try:
+        vals = [float(p) for p in parts]
+    except ValueError:
+        vals = []
+    if len(vals) not in (2, 3):
+        raise errors.BadInputError(f"--transform must be TX,TY[,DEGREES] (numbers), got {value!r}")
+    return (vals[0], vals[1], vals[2] if len(vals) == 3 else 0.0)
+
+
 def render_options(f: Callable) -> Callable:
     """Options shared by commands that render images."""
+    f = click.option(
+        "--transform",
+        default=None,
+        metavar="TX,TY[,DEG]",
+        callback=_parse_transform,
+        help="StyleGAN3: translate the image by (TX, TY) and rotate it by DEG degrees, as NVIDIA's "
+        "gen_images.py --translate/--rotate.",
+    )(f)
     f = click.option(
         "--class", "class_index", type=int, default=None, help="Class index for class-conditional generators."
     )(f)
@@ -343,6 +364,7 @@ def traverse_cmd(
     truncation_cutoff: int | None,
     noise_mode: str | None,
     class_index: int | None,
+    transform: tuple[float, float, float] | None,
     batch_size: int,
     dtype: str | None,
     fps: float,
@@ -373,9 +395,12 @@ def traverse_cmd(
         truncation_cutoff=truncation_cutoff,
         noise_mode=noise_mode,
         class_index=class_index,
+        transform=transform,
     )
     if class_index is None and bank.generator.get("class_index") is not None and gen.num_classes:
         gen.configure(class_index=bank.generator["class_index"])
+    if transform is None and bank.generator.get("transform") is not None and gen.supports_transform:
+        gen.configure(transform=bank.generator["transform"])
     bank.check_generator(gen, force=SETTINGS.force)
     if dtype is not None:
         from .device import resolve_dtype
@@ -686,6 +711,7 @@ def sample_cmd(
     truncation_cutoff: int | None,
     noise_mode: str | None,
     class_index: int | None,
+    transform: tuple[float, float, float] | None,
     shard: str | None,
     resume: bool,
     checkpoint_every: float,
@@ -704,6 +730,7 @@ def sample_cmd(
         truncation_cutoff=truncation_cutoff,
         noise_mode=noise_mode,
         class_index=class_index,
+        transform=transform,
     )
     with _resume_hint(out):
         res = write_samples(
@@ -777,6 +804,7 @@ def ganspace_cmd(
     truncation_cutoff: int | None,
     noise_mode: str | None,
     class_index: int | None,
+    transform: tuple[float, float, float] | None,
     shard: str | None,
     resume: bool,
     checkpoint_every: float,
@@ -798,6 +826,7 @@ def ganspace_cmd(
         truncation_cutoff=truncation_cutoff,
         noise_mode=noise_mode,
         class_index=class_index,
+        transform=transform,
     )
     layer_list = None if layers is None else parse_indices(layers, gen.num_ws, "layer")
     plan = make_plan(
@@ -1002,6 +1031,7 @@ def interfacegan_cmd(
     truncation_cutoff: int | None,
     noise_mode: str | None,
     class_index: int | None,
+    transform: tuple[float, float, float] | None,
     resume: bool,
     checkpoint_every: float,
     out: str,
@@ -1035,6 +1065,7 @@ def interfacegan_cmd(
         "truncation_cutoff": truncation_cutoff,
         "noise_mode": noise_mode,
         "class_index": class_index,
+        "transform": transform,
     }
     if predictor_mode:
         if ckpt is None or n is None:
@@ -1215,6 +1246,7 @@ def jacobian_cmd(
     truncation_cutoff: int | None,
     noise_mode: str | None,
     class_index: int | None,
+    transform: tuple[float, float, float] | None,
     out: str,
 ) -> None:
     """LowRankGAN / ReSeFa: eigenvectors of the image Jacobian's JᵀJ (exact, forward mode)."""
@@ -1227,7 +1259,12 @@ def jacobian_cmd(
     if region is not None and mask_path is not None:
         raise BadInputError("give --region or --mask, not both")
     gen = load_gen(
-        ckpt, truncation=truncation, truncation_cutoff=truncation_cutoff, noise_mode=noise_mode, class_index=class_index
+        ckpt,
+        truncation=truncation,
+        truncation_cutoff=truncation_cutoff,
+        noise_mode=noise_mode,
+        class_index=class_index,
+        transform=transform,
     )
     space = space or ("w" if "w" in gen.spaces else "z")
     layer_list = None if layers is None else parse_indices(layers, gen.num_ws, "layer")
@@ -1299,7 +1336,7 @@ def _learn_options(f: Callable) -> Callable:
 
 
 def _learn_cmd(method: str, ckpt: str, out: str, checkpoint_steps: int, resume: bool, **opts: Any) -> None:
-    render = {k: opts.pop(k) for k in ("truncation", "truncation_cutoff", "noise_mode", "class_index")}
+    render = {k: opts.pop(k) for k in ("truncation", "truncation_cutoff", "noise_mode", "class_index", "transform")}
     from .fileio import check_writable
     from .jobs import Job, progress_dir
     from .methods.learn import LearnConfig, identity, learn

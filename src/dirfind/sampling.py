@@ -217,6 +217,7 @@ class SampleStream:
                 "truncation_cutoff": g.truncation_cutoff,
                 "noise_mode": g.noise_mode,
                 "class_index": g.class_index,
+                **({"transform": list(g.transform)} if getattr(g, "transform", None) is not None else {}),
             },
         }
 

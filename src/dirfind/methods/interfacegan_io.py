@@ -114,6 +114,7 @@ def training_rows(
                     ("truncation_cutoff", "truncation_cutoff"),
                     ("noise_mode", "noise_mode"),
                     ("class_index", "class_index"),
+                    ("transform", "transform"),
                 )
                 if g.get(key) is not None
             }

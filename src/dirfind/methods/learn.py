@@ -158,6 +158,8 @@ def identity(gen: Generator, cfg: LearnConfig) -> dict[str, Any]:
         "noise_mode": gen.noise_mode,
         "class_index": gen.class_index,
     }
+    if getattr(gen, "transform", None) is not None:
+        render["transform"] = list(gen.transform)
     return {"generator": gen.fingerprint, "family": gen.family, "render": render, **d}
 
 
