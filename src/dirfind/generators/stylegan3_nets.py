@@ -389,8 +389,9 @@ def _modconv(
 ) -> torch.Tensor:
     """StyleGAN3 modulated convolution: weights and styles pre-normalised (cancelled by the
     demodulation, it keeps reduced precision in range), modulated and demodulated in float32, the
-    input gain (``magnitude_ema``⁻¹ᐟ²) folded in, then one convolution in ``x``'s dtype."""
-    w, s = weight.float(), styles.float()
+    input gain (``magnitude_ema``⁻¹ᐟ²) folded in, then one convolution in ``x``'s dtype. The
+    weight arithmetic runs in the styles' dtype (float32, or float64 for derivative checks)."""
+    w, s = weight.to(styles.dtype), styles
     if demodulate:
         w = w * w.square().mean(dim=[1, 2, 3], keepdim=True).rsqrt()
         s = s * s.square().mean(dim=1, keepdim=True).rsqrt()  # per sample: batch-independent output
@@ -464,11 +465,11 @@ class SynthesisLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, fused: bool) -> torch.Tensor:
         sp = self.spec
-        styles = self.affine(w.float())
+        styles = self.affine(w)
         if sp.is_torgb:
             styles = styles * (1 / math.sqrt(sp.in_channels * sp.conv_kernel**2))
         x = _modconv(
-            x, self.weight, styles, self.magnitude_ema.float().rsqrt(),
+            x, self.weight, styles, self.magnitude_ema.to(styles.dtype).rsqrt(),
             demodulate=not sp.is_torgb, padding=sp.conv_kernel - 1, fused=fused,
         )  # fmt: skip
         return filtered_lrelu(
@@ -525,16 +526,20 @@ class SG3Net(nn.Module):
         fused: bool = True,
         memory_format: torch.memory_format | None = None,
     ) -> Iterator[tuple[str, torch.Tensor]]:
-        """Synthesis of ``ws`` (N, num_ws, w_dim); layers marked ``use_fp16`` run in ``dtype``."""
-        ws = ws.float()
+        """Synthesis of ``ws`` (N, num_ws, w_dim). Layers marked ``use_fp16`` run their
+        convolutions and filters in ``dtype`` when it is a half type; everything else in float32
+        (float64 when ``ws`` is float64)."""
+        base = torch.float64 if ws.dtype == torch.float64 else torch.float32
+        half = dtype in (torch.float16, torch.bfloat16)
+        ws = ws.to(base)
         x = self.synthesis.input(ws[:, 0], transform)
         if memory_format is not None:
             x = x.contiguous(memory_format=memory_format)
         yield "synthesis.input", x
         for i, m in enumerate(self.layers):
-            x = m(x.to(dtype if m.spec.use_fp16 else torch.float32), ws[:, i + 1], fused)
+            x = m(x.to(dtype if half and m.spec.use_fp16 else base), ws[:, i + 1], fused)
             yield f"synthesis.{m.spec.name}", x
-        x = x.float()
+        x = x.to(base)
         yield "image", x * self.cfg.output_scale if self.cfg.output_scale != 1 else x
 
 
