@@ -22,46 +22,45 @@ import torch
 import torch.nn.functional as F
 
 
-def _taps(f: torch.Tensor | None) -> int:
-    return 1 if f is None else int(f.shape[-1])
-
-
 def _upsample(x: torch.Tensor, f: torch.Tensor | None, up: int, pad: tuple[int, int, int, int]) -> torch.Tensor:
-    """Zero-insertion upsampling, padding and FIR filtering (gain ``up**2``), as one transposed conv."""
-    c = x.shape[1]
+    """Zero-insertion upsampling, padding and FIR filtering (gain ``up**2``), as one transposed conv.
+    Channels are folded into the batch so every convolution is single-channel (no grouped
+    convolutions: those take slow per-group loops on CPU and in forward-mode AD)."""
+    n, c, h, w = x.shape
     x0, x1, y0, y1 = pad
     if f is None:  # identity filter: zero insertion and padding only
         if up > 1:
-            b, _, h, w = x.shape
-            x = F.pad(x.reshape(b, c, h, 1, w, 1), [0, up - 1, 0, 0, 0, up - 1]).reshape(b, c, h * up, w * up)
+            x = F.pad(x.reshape(n, c, h, 1, w, 1), [0, up - 1, 0, 0, 0, up - 1]).reshape(n, c, h * up, w * up)
         return F.pad(x, [x0, x1, y0, y1])
     k = f.shape[-1]
-    # conv_transpose2d(x, g, stride=up)[m] = sum_i x[i] g[m - i*up]; the reference output n reads
-    # index m = n + k - 1 - pad_lo of that with g = f (unflipped), so shift the window accordingly.
-    lo = lambda p: p - (k - 1)  # noqa: E731
-    hi = lambda p: p + up - k  # noqa: E731
     f = f.to(x.dtype)
+    x = x.reshape(n * c, 1, h, w)
+    # conv_transpose2d(x, g, stride=up)[m] = sum_i x[i] g[m - i*up]; the reference output j reads
+    # index m = j + k - 1 - pad_lo of that with g = f (unflipped), so shift the window accordingly.
     if f.ndim == 1:
         g = f * up
-        x = F.conv_transpose2d(x, g.reshape(1, 1, 1, k).expand(c, 1, 1, k), stride=(1, up), groups=c)
-        x = F.conv_transpose2d(x, g.reshape(1, 1, k, 1).expand(c, 1, k, 1), stride=(up, 1), groups=c)
+        x = F.conv_transpose2d(x, g.reshape(1, 1, 1, k), stride=(1, up))
+        x = F.conv_transpose2d(x, g.reshape(1, 1, k, 1), stride=(up, 1))
     else:
-        g = f * (up * up)
-        x = F.conv_transpose2d(x, g[None, None].expand(c, 1, k, k), stride=up, groups=c)
-    return F.pad(x, [lo(x0), hi(x1), lo(y0), hi(y1)])
+        x = F.conv_transpose2d(x, (f * (up * up))[None, None], stride=up)
+    x = F.pad(x, [x0 - (k - 1), x1 + up - k, y0 - (k - 1), y1 + up - k])
+    return x.reshape(n, c, *x.shape[2:])
 
 
 def _downsample(x: torch.Tensor, f: torch.Tensor | None, down: int) -> torch.Tensor:
     """FIR filtering (a true convolution: the filter is flipped) without padding, then decimation."""
-    c = x.shape[1]
     if f is None:
         return x[:, :, ::down, ::down] if down > 1 else x
+    n, c, h, w = x.shape
     k = f.shape[-1]
     f = f.to(x.dtype).flip(list(range(f.ndim)))
+    x = x.reshape(n * c, 1, h, w)
     if f.ndim == 1:
-        x = F.conv2d(x, f.reshape(1, 1, 1, k).expand(c, 1, 1, k), stride=(1, down), groups=c)
-        return F.conv2d(x, f.reshape(1, 1, k, 1).expand(c, 1, k, 1), stride=(down, 1), groups=c)
-    return F.conv2d(x, f[None, None].expand(c, 1, k, k), stride=down, groups=c)
+        x = F.conv2d(x, f.reshape(1, 1, 1, k), stride=(1, down))
+        x = F.conv2d(x, f.reshape(1, 1, k, 1), stride=(down, 1))
+    else:
+        x = F.conv2d(x, f[None, None], stride=down)
+    return x.reshape(n, c, *x.shape[2:])
 
 
 def filtered_lrelu(
