@@ -342,7 +342,11 @@ def test_cli_transform_is_recorded_and_reapplied(cli, tmp_path):
     assert res.code == 0, res
     assert DirectionBank.load(tmp_path / "g.npz").generator["transform"] == [0.1, -0.1, 20.0]
     grid = ["traverse", "--bank", "g.npz", "--dir", "0", "--steps", "2", "--seeds", "0"]
-    for out, extra in (("rec.png", []), ("same.png", ["--transform", "0.1,-0.1,20"]), ("id.png", ["--transform", "0,0"])):
+    for out, extra in (
+        ("rec.png", []),
+        ("same.png", ["--transform", "0.1,-0.1,20"]),
+        ("id.png", ["--transform", "0,0"]),
+    ):
         res = cli(*grid, *extra, "--out", out)
         assert res.code == 0, res
     rec = (tmp_path / "rec.png").read_bytes()

@@ -105,7 +105,7 @@ class SG3Config:
 
     @property
     def config(self) -> str:
-        """"R" (rotation equivariant: 1x1 convs, radial filters) or "T" (translation)."""
+        """Config name: R (rotation equivariant: 1x1 convs, radial filters) or T (translation)."""
         radial = any(layer.down_radial for layer in self.layers)
         return "R" if radial or self.layers[0].conv_kernel == 1 else "T"
 
