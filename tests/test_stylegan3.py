@@ -4,10 +4,8 @@ transform, forward-mode derivatives, SeFa weights, CLI flows and bad or maliciou
 from __future__ import annotations
 
 import json
-import pickle
 import shutil
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +15,15 @@ import torch
 from dirfind import errors, load_generator
 from dirfind.bank import DirectionBank
 from dirfind.generators.checkpoint import Checkpoint, read_checkpoint
-from dirfind.generators.filtered_lrelu import filtered_lrelu, filtered_lrelu_reference
+from dirfind.generators.filtered_lrelu import filtered_lrelu
 from dirfind.generators.nvidia_pickle import generator_from_pickle, read_nvidia_pickle
 from dirfind.generators.stylegan2 import StyleGAN2Generator
 from dirfind.generators.stylegan3 import StyleGAN3Generator, input_transform
 from dirfind.generators.stylegan3_nets import build, config_from_state_dict
+from dirfind.generators.stylegan_ops import upfirdn2d
 from dirfind.methods.sefa import factorize, sefa
+from test_nvidia_pickle import _persistent_pickle
+from test_stylegan2 import _close, _one_line_error
 
 HERE = Path(__file__).resolve().parent / "fixtures" / "stylegan3"
 SG2 = Path(__file__).resolve().parent / "fixtures" / "stylegan2" / "stylegan2_ada_tiny32.pkl"
@@ -33,19 +34,6 @@ ATOL_IMG, ATOL_LAT = 1e-4, 1e-5
 def _golden(c: str) -> dict[str, np.ndarray]:
     with np.load(HERE / f"stylegan3_{c}_tiny32.golden.npz") as f:
         return {k: f[k] for k in f.files}
-
-
-def _close(a, b, atol):
-    a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a
-    np.testing.assert_allclose(a, b, rtol=0, atol=atol)
-
-
-def _one_line_error(res, code):
-    assert res.code == code, res
-    assert "Traceback" not in res.err, res.err
-    lines = [ln for ln in res.err.splitlines() if ln.strip() and "%|" not in ln]
-    assert len(lines) == 1 and lines[0].startswith("dirfind: error: "), res.err
-    return lines[0]
 
 
 @pytest.fixture(scope="module", params=["t", "r"])
@@ -102,6 +90,16 @@ def test_fused_single_samples_and_noise_mode(sg3):
             g.configure(noise_mode="const")
 
 
+def _literal_filtered_lrelu(x, fu, fd, b, up, down, padding, gain, slope, clamp):
+    """NVIDIA's reference recipe spelled out: materialised zero insertion, full-resolution 2-D
+    filtering (the outer product of a 1-D filter), leaky ReLU, filtering, then decimation."""
+    ones = torch.ones(1, 1, dtype=x.dtype)
+    two_d = [ones if f is None else (f[:, None] * f[None, :] if f.ndim == 1 else f) for f in (fu, fd)]
+    x = upfirdn2d(x + b.reshape(1, -1, 1, 1), two_d[0] * up * up, up=up, pad=padding)
+    x = (torch.nn.functional.leaky_relu(x, slope) * gain).clamp(-clamp, clamp)
+    return upfirdn2d(x, two_d[1])[:, :, ::down, ::down]
+
+
 @pytest.mark.parametrize("c", ["t", "r"])
 def test_filtered_lrelu_matches_literal_reference(c):
     """The strided transposed-conv path equals zero insertion + full filtering + decimation on
@@ -119,8 +117,8 @@ def test_filtered_lrelu_matches_literal_reference(c):
         x = torch.randn(1, sp.out_channels, size, size, generator=gen, dtype=torch.float64)[:, :2] * 3
         args = (m.up_filter, m.down_filter)
         args = tuple(None if f is None else f.double() for f in args)
-        kw = dict(b=m.bias[:2].double(), up=sp.up, down=sp.down, padding=sp.padding, gain=1.5, slope=0.2, clamp=4.0)
-        fast, ref = filtered_lrelu(x, *args, **kw), filtered_lrelu_reference(x, *args, **kw)
+        rest = (m.bias[:2].double(), sp.up, sp.down, sp.padding, 1.5, 0.2, 4.0)
+        fast, ref = filtered_lrelu(x, *args, *rest), _literal_filtered_lrelu(x, *args, *rest)
         assert fast.shape == ref.shape == (1, 2, sp.out_size, sp.out_size), sp.name
         assert (fast - ref).abs().max() < 1e-10, sp.name
     assert any(m.down_filter is not None and m.down_filter.ndim == 2 for m in g.net.layers) == (c == "r")
@@ -353,61 +351,43 @@ def test_cli_transform_is_recorded_and_reapplied(cli, tmp_path):
     assert rec == (tmp_path / "same.png").read_bytes() and rec != (tmp_path / "id.png").read_bytes()
 
 
-def _nvidia_dumps(tree: dict, module_src: str) -> bytes:
-    """Re-pickle a NetNode tree the way NVIDIA's persistence decorator does, with ``module_src``."""
-    mod = types.ModuleType("torch_utils.persistence")
+class _Module:
+    """A NetNode pickled back the way NVIDIA's persistence decorator pickles a module (inside
+    ``_persistent_pickle``, which provides the ``torch_utils.persistence`` stand-in)."""
 
-    def _reconstruct_persistent_obj(meta):  # pragma: no cover - never called (pickling only)
-        raise AssertionError
+    def __init__(self, node, src: str):
+        self.node, self.src = node, src
 
-    _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
-    _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
-    mod._reconstruct_persistent_obj = _reconstruct_persistent_obj
-    pkg = types.ModuleType("torch_utils")
-    pkg.persistence = mod
+    def __reduce__(self):
+        return (sys.modules["torch_utils.persistence"]._reconstruct_persistent_obj, (_meta(self.node, self.src),))
 
-    class Persistent:
-        def __init__(self, node):
-            self.node = node
 
-        def __reduce__(self):
-            n = self.node
-            state = {
-                "_parameters": dict(n.params),
-                "_buffers": dict(n.buffers),
-                "_modules": {k: Persistent(v) for k, v in n.children.items()},
-                "_init_args": n.init_args,
-                "_init_kwargs": n.init_kwargs,
-                "_non_persistent_buffers_set": set(n.non_persistent),
-                **n.attrs,
-            }
-            meta = {"type": "class", "version": 6, "module_src": module_src, "class_name": n.class_name}
-            return (_reconstruct_persistent_obj, ({**meta, "state": state},))
-
-    saved = {k: sys.modules.get(k) for k in ("torch_utils", "torch_utils.persistence")}
-    sys.modules.update({"torch_utils": pkg, "torch_utils.persistence": mod})
-    try:
-        return pickle.dumps({k: Persistent(v) if hasattr(v, "class_name") else v for k, v in tree.items()}, 4)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v
+def _meta(node, src: str, **extra) -> dict:
+    state = {
+        "_parameters": dict(node.params),
+        "_buffers": dict(node.buffers),
+        "_modules": {k: _Module(v, src) for k, v in node.children.items()},
+        "_init_args": node.init_args,
+        "_init_kwargs": node.init_kwargs,
+        "_non_persistent_buffers_set": set(node.non_persistent),
+        **node.attrs,
+        **extra,
+    }
+    return {"type": "class", "version": 6, "module_src": src, "class_name": node.class_name, "state": state}
 
 
 def test_bad_and_malicious_pickles(cli, tmp_path):
     # embedded module source that would write a file if executed: loads as data, renders the golden
     target = tmp_path / "PWNED"
-    tree = {"G_ema": generator_from_pickle(read_nvidia_pickle(PKL["t"]))}
-    (tmp_path / "src.pkl").write_bytes(_nvidia_dumps(tree, f"open({str(target)!r}, 'w').write('x')\n"))
+    node = generator_from_pickle(read_nvidia_pickle(PKL["t"]))
+    (tmp_path / "src.pkl").write_bytes(_persistent_pickle(_meta(node, f"open({str(target)!r}, 'w').write('x')\n")))
     g = load_generator(str(tmp_path / "src.pkl"))
     gold = _golden("t")
     _close(g.synthesis(torch.from_numpy(gold["ws"]), "w+"), gold["img_trunc1"], ATOL_IMG)
     assert not target.exists()
     # a code-executing global inside an otherwise valid StyleGAN3 snapshot
-    evil = {**tree, "extra": Checkpoint}  # pickled as a global reference to a non-allowlisted class
-    (tmp_path / "evil.pkl").write_bytes(_nvidia_dumps(evil, ""))
+    evil = _meta(node, "", extra=Checkpoint)  # pickled as a global reference to a non-allowlisted class
+    (tmp_path / "evil.pkl").write_bytes(_persistent_pickle(evil))
     line = _one_line_error(cli("sefa", "--ckpt", "evil.pkl"), errors.EXIT_BAD_INPUT)
     assert "refusing global" in line and "Checkpoint" in line
     data = PKL["r"].read_bytes()
@@ -416,6 +396,6 @@ def test_bad_and_malicious_pickles(cli, tmp_path):
     assert "cut.pkl" in line
     node = generator_from_pickle(read_nvidia_pickle(PKL["r"]))
     node.get("synthesis.L14_32_3").params["weight"] = torch.zeros(3, 64, 3, 3)
-    (tmp_path / "shape.pkl").write_bytes(_nvidia_dumps({"G_ema": node}, ""))
+    (tmp_path / "shape.pkl").write_bytes(_persistent_pickle(_meta(node, "")))
     line = _one_line_error(cli("sefa", "--ckpt", "shape.pkl"), errors.EXIT_BAD_INPUT)
     assert "size mismatch" in line and "L14_32_3" in line

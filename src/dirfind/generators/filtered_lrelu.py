@@ -90,31 +90,3 @@ def filtered_lrelu(
     if clamp is not None:
         x = x.clamp(-clamp, clamp)
     return _downsample(x, fd, down)
-
-
-def filtered_lrelu_reference(
-    x: torch.Tensor,
-    fu: torch.Tensor | None = None,
-    fd: torch.Tensor | None = None,
-    b: torch.Tensor | None = None,
-    up: int = 1,
-    down: int = 1,
-    padding: tuple[int, int, int, int] = (0, 0, 0, 0),
-    gain: float = 2**0.5,
-    slope: float = 0.2,
-    clamp: float | None = None,
-) -> torch.Tensor:
-    """Slow literal version (materialised zero insertion, full-resolution filtering, then
-    decimation); used by the tests to check :func:`filtered_lrelu`."""
-    from .stylegan_ops import upfirdn2d
-
-    if b is not None:
-        x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
-    ones = torch.ones(1, 1, dtype=x.dtype, device=x.device)
-    f2 = ones if fu is None else (fu[:, None] * fu[None, :] if fu.ndim == 1 else fu)
-    x = upfirdn2d(x, f2 * up * up, up=up, pad=tuple(int(p) for p in padding))
-    x = F.leaky_relu(x, slope) * gain
-    if clamp is not None:
-        x = x.clamp(-clamp, clamp)
-    f2 = ones if fd is None else (fd[:, None] * fd[None, :] if fd.ndim == 1 else fd)
-    return upfirdn2d(x, f2)[:, :, ::down, ::down]

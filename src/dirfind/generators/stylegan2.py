@@ -95,6 +95,11 @@ class StyleLatents:
     """z -> w -> w+ with truncation, shared by the StyleGAN2 and StyleGAN3 adapters. The host class
     provides ``net.mapping_forward(z, c)`` and ``w_avg()`` (plus the :class:`Generator` settings)."""
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """Latents are float32 whatever the synthesis precision."""
+        return torch.float32
+
     def _labels(self, n: int, device: torch.device) -> torch.Tensor | None:
         if not self.num_classes:
             return None
@@ -227,11 +232,6 @@ class StyleGAN2Generator(StyleLatents, Generator):
         return cls(_attach(cfg, sd, name), cfg)
 
     # ------------------------------------------------------------------ precision
-    @property
-    def dtype(self) -> torch.dtype:
-        """Latents are float32 whatever the synthesis precision."""
-        return torch.float32
-
     def set_precision(self, dtype: torch.dtype = torch.float32, channels_last: bool = False) -> StyleGAN2Generator:
         """Run the synthesis network in ``dtype`` (mapping and latents stay float32), optionally with
         channels-last activations (a CUDA speed-up)."""

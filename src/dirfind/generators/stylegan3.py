@@ -27,18 +27,10 @@ from . import register
 from .base import Generator
 from .checkpoint import Checkpoint
 from .nvidia_pickle import NetNode, generator_from_pickle
-from .stylegan2 import StyleLatents, attach_weights
+from .stylegan2 import StyleLatents, _nvidia_node, attach_weights
 from .stylegan3_nets import SG3Config, SG3Net, build, config_from_state_dict
 
 VARIANTS = ("genforce", "rosinality")
-
-
-def _nvidia_node(obj: Any) -> NetNode | None:
-    for key in ("G_ema", "G"):
-        node = obj.get(key) if isinstance(obj, dict) else None
-        if isinstance(node, NetNode):
-            return node
-    return None
 
 
 def is_sg3_node(node: NetNode) -> bool:
@@ -111,11 +103,6 @@ class StyleGAN3Generator(StyleLatents, Generator):
         return cls(attach_weights(lambda: build(cfg), sd, name, "StyleGAN3"), cfg)
 
     # ------------------------------------------------------------------ precision
-    @property
-    def dtype(self) -> torch.dtype:
-        """Latents are float32 whatever the synthesis precision."""
-        return torch.float32
-
     def set_precision(self, dtype: torch.dtype = torch.float32, channels_last: bool = False) -> StyleGAN3Generator:
         """Run the layers the checkpoint marks ``use_fp16`` in ``dtype`` (the others, the mapping,
         styles and the modulated weights stay float32, as in the reference), optionally with

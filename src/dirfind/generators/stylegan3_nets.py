@@ -29,8 +29,8 @@ from torch import nn
 
 from ..errors import BadInputError, UnsupportedError
 from .filtered_lrelu import filtered_lrelu
-from .stylegan2_nets import Dense
-from .stylegan_ops import SQRT2, pixel_norm
+from .stylegan2_nets import Dense, NvidiaNet
+from .stylegan_ops import SQRT2
 
 _LAYER_RE = re.compile(r"^synthesis\.L(\d+)_(\d+)_(\d+)\.weight$")
 
@@ -102,6 +102,11 @@ class SG3Config:
     @property
     def num_ws(self) -> int:
         return len(self.layers) + 1  # the input layer reads ws[0]
+
+    @property
+    def mapping_dims(self) -> list[int]:
+        """Input width of each mapping layer, then w_dim (z and embedded c are concatenated)."""
+        return [self.z_dim + (self.w_dim if self.c_dim else 0)] + [self.w_dim] * self.mapping_layers
 
     @property
     def config(self) -> str:
@@ -493,7 +498,7 @@ class SG3Net(nn.Module):
         self.mapping.register_buffer("w_avg", torch.zeros(cfg.w_dim))
         if cfg.c_dim:
             self.mapping.embed = Dense(cfg.c_dim, cfg.w_dim)
-        dims = [cfg.z_dim + (cfg.w_dim if cfg.c_dim else 0)] + [cfg.w_dim] * cfg.mapping_layers
+        dims = cfg.mapping_dims
         for i in range(cfg.mapping_layers):
             self.mapping.add_module(f"fc{i}", Dense(dims[i], dims[i + 1], lr=cfg.mapping_lr, act="lrelu"))
         self.layers = [getattr(self.synthesis, layer.name) for layer in cfg.layers]
@@ -503,13 +508,8 @@ class SG3Net(nn.Module):
     def w_avg(self) -> torch.Tensor:
         return self.mapping.w_avg
 
-    def mapping_forward(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        x = pixel_norm(z.float())
-        if self.cfg.c_dim:
-            x = torch.cat([x, pixel_norm(self.mapping.embed(c.float()))], dim=1)
-        for i in range(self.cfg.mapping_layers):
-            x = getattr(self.mapping, f"fc{i}")(x)
-        return x
+    #: same mapping network as StyleGAN2's NVIDIA layout (normalised z, embedded c, lrelu layers)
+    mapping_forward = NvidiaNet.mapping_forward
 
     def affines(self) -> list[tuple[str, Dense]]:
         """``(name, affine)`` per w+ index: the input layer's, then each synthesis layer's."""
