@@ -315,6 +315,14 @@ def generator_identity(gen: Any) -> dict[str, Any]:
         "num_classes",
     )
     ident = {k: getattr(gen, k) for k in keys}
+    # render settings the directions were found under, only where they differ from the defaults
+    # (traverse uses them unless told otherwise)
     if getattr(gen, "class_index", None) is not None:
         ident["class_index"] = gen.class_index
+    if getattr(gen, "truncation_psi", 1.0) != 1.0:
+        ident["truncation"] = gen.truncation_psi
+    if getattr(gen, "truncation_cutoff", None) is not None:
+        ident["truncation_cutoff"] = gen.truncation_cutoff
+    if getattr(gen, "noise_mode", "const") != "const":
+        ident["noise_mode"] = gen.noise_mode
     return ident

@@ -374,8 +374,13 @@ def traverse_cmd(
         noise_mode=noise_mode,
         class_index=class_index,
     )
-    if class_index is None and bank.generator.get("class_index") is not None and gen.num_classes:
-        gen.configure(class_index=bank.generator["class_index"])
+    recorded = bank.generator
+    gen.configure(
+        class_index=recorded.get("class_index") if class_index is None and gen.num_classes else None,
+        truncation=recorded.get("truncation") if truncation is None else None,
+        truncation_cutoff=recorded.get("truncation_cutoff") if truncation_cutoff is None else None,
+        noise_mode=recorded.get("noise_mode") if noise_mode is None else None,
+    )
     bank.check_generator(gen, force=SETTINGS.force)
     if dtype is not None:
         from .device import resolve_dtype

@@ -68,6 +68,15 @@ class OutputTransform:
         return img.reshape(img.shape[0], -1)
 
 
+def require_deterministic(gen: Generator) -> None:
+    """Derivatives need a deterministic generator: per-pixel noise drawn anew each call is refused."""
+    if getattr(gen, "noise_mode", "const") == "random":
+        raise BadInputError(
+            "--noise-mode random redraws noise on every generator call, so derivatives and finite "
+            "differences would mix in noise; use const (default) or none"
+        )
+
+
 def edit_dim(gen: Generator, space: str, layers: Sequence[int] | None = None) -> int:
     """Length D of an edit vector in ``space`` (``w+``: one w block per selected layer)."""
     gen.check_space(space)
@@ -160,6 +169,7 @@ def jacobian(
     """
     if chunk < 1:
         raise BadInputError(f"--chunk must be at least 1, got {chunk}")
+    require_deterministic(gen)
     layers = check_layers(gen, space, layers)
     dim = edit_dim(gen, space, layers)
     dtype = dtype or gen.dtype

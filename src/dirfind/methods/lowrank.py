@@ -29,7 +29,7 @@ import torch
 from ..bank import DirectionBank, generator_identity
 from ..errors import BadInputError, NotFoundError
 from ..generators.base import Generator
-from ..jacobian import OutputTransform, base_latent, check_layers, edit_dim, jacobian
+from ..jacobian import OutputTransform, base_latent, check_layers, edit_dim, jacobian, require_deterministic
 from ..progress import bar
 
 LOCAL_METHODS = ("nullspace", "generalized")
@@ -218,6 +218,7 @@ def lowrank(
     for local editing (LowRankGAN ``nullspace`` or ReSeFa ``generalized``).
     """
     gen.check_space(space)
+    require_deterministic(gen)
     layers = check_layers(gen, space, layers)
     if local_method not in LOCAL_METHODS:
         raise BadInputError(f"--local-method must be one of {', '.join(LOCAL_METHODS)}, got {local_method!r}")
