@@ -392,7 +392,7 @@ def traverse_cmd(
     if origin is None:
         origin = bank.origin is not None and seeds is None and latents_path is None
     if latents_path is not None:
-        latents = _read_latents(gen, bank, latents_path, latent_space)
+        latents = _read_latents(gen, bank, latents_path, latent_space, layer_list)
     elif seeds is not None or not origin:
         seed_list = parse_indices(seeds or "0-3", None, "seed")
     result = traverse(
@@ -452,7 +452,7 @@ def _bank_checkpoint(bank: Any) -> str:
     return ref
 
 
-def _read_latents(gen: Any, bank: Any, path: str, space: str | None) -> Any:
+def _read_latents(gen: Any, bank: Any, path: str, space: str | None, layers: Any = None) -> Any:
     """Load start latents from .npy and bring them into the bank's working space."""
     import numpy as np
     import torch
@@ -478,7 +478,7 @@ def _read_latents(gen: Any, bank: Any, path: str, space: str | None) -> Any:
     if not np.isfinite(arr).all():
         raise BadInputError(f"{path}: latents contain NaN or inf")
     lat = torch.from_numpy(arr.astype(np.float32))
-    target = working_space(bank)
+    target = working_space(bank, layers)
     if space == target:
         return lat
     if space == "z":

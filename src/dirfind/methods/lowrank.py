@@ -235,7 +235,7 @@ def lowrank(
         raise BadInputError("the region covers none or all of the image; nothing to separate")
     transform = OutputTransform(size=size, channels=channels)
     dim = edit_dim(gen, space, layers)
-    base = base_latent(gen, z, space)
+    base = base_latent(gen, z, space, layers)
     keys = ("all",) if fmask is None else ("fore", "back")
     grams = {key: np.zeros((dim, dim)) for key in keys}
     with bar(total=n, desc="jacobian", unit="sample") as pbar:
@@ -283,7 +283,7 @@ def lowrank(
         space=bank_space,
         method=method,
         generator=generator_identity(gen),
-        layers=layers if space != "z" else None,
+        layers=layers,
         scores=np.asarray(vals, np.float32),
         names=[f"{method}_{i}" for i in range(len(vecs))],
         params={
