@@ -320,7 +320,8 @@ def test_sefa_per_layer_bank_and_traversal(gen):
     base = gen.embed(gen.z_from_seeds([0, 1]), "w+")
     lat = traversal_latents(gen, bank, base, [0], [-2.0, 2.0])[0]  # (N, S, 9, 32)
     d = torch.from_numpy(bank.directions[0])
-    torch.testing.assert_close(lat[:, 1, [1, 2]] - base[:, None].expand(-1, 2, -1, -1)[:, 1, [1, 2]], 2 * d.expand(2, 2, -1))
+    for step, alpha in enumerate((-2.0, 2.0)):
+        torch.testing.assert_close(lat[:, step, [1, 2]] - base[:, [1, 2]], alpha * d.expand(2, 2, -1))
     assert torch.equal(lat[:, :, [0, 3, 4, 5, 6, 7, 8]], base[:, None, [0, 3, 4, 5, 6, 7, 8]].expand(-1, 2, -1, -1))
     # a whole-z bank narrowed to layers with traverse(layers=...) renders per-layer edits
     tiles = traverse(gen, full, [0], seeds=[0], steps=2, layers=[4, 5])["images"].astype(np.float64)

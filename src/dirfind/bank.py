@@ -193,7 +193,8 @@ class DirectionBank:
         if self.layers is not None:
             if self.space == "z" and gen.layer_space() != "z":
                 raise MismatchError(
-                    f"bank applies a z direction to layers {self.layers}, but {gen.family} generators have no per-layer z"
+                    f"bank applies a z direction to layers {self.layers}, "
+                    f"but {gen.family} generators have no per-layer z"
                 )
             if max(self.layers) >= gen.num_ws:
                 raise MismatchError(f"bank layers {self.layers} exceed this generator's {gen.num_ws} layers")

@@ -89,7 +89,7 @@ def check_layers(gen: Generator, space: str, layers: Sequence[int] | None) -> li
     if layers is None:
         return None
     if space == "z" and gen.layer_space() != "z":
-        raise BadInputError("--layers applies to w/w+ edits (and z on per-layer-z families); z edits move the whole latent")
+        raise BadInputError("--layers applies to w/w+ edits (and z where w+ is per-layer z); z edits move all of z")
     bad = [i for i in layers if not 0 <= i < gen.num_ws]
     if bad or not layers:
         raise BadInputError(f"layers must be distinct indices in 0..{gen.num_ws - 1}, got {list(layers)}")
