@@ -316,7 +316,7 @@ def _spec(indices: list[int]) -> str:
     default=None,
     help="Space of --latents (default: z for 2-D arrays, w+ for 3-D).",
 )
-@click.option("--layers", default=None, metavar="SPEC", help="Edit only these w+ layers (w banks).")
+@click.option("--layers", default=None, metavar="SPEC", help="Edit only these w+ layers (w banks; z banks of BigGAN).")
 @render_options
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Images per generator call.")
 @click.option(
