@@ -365,6 +365,13 @@ def test_cli_per_layer_z(cli, folder, tmp_path):
     jac = DirectionBank.load(tmp_path / "jac.npz")
     assert (jac.space, jac.layers, jac.dim, jac.origin.shape) == ("w+", [0], 32, (9, 32))
     assert cli("traverse", "--bank", "jac.npz", "--dir", "0", "--steps", "3", "-o", "j.png").code == 0
+    # jacobian of one z offset added to layers 2-3: a z bank with those layers
+    r = cli("jacobian", "--ckpt", folder, "--space", "z", "--layers", "2-3", "-k", "2", "--seeds", "0", "--size", "16",
+            "-o", "jz.npz")  # fmt: skip
+    assert r.code == 0, r
+    jz = DirectionBank.load(tmp_path / "jz.npz")
+    assert (jz.space, jz.layers, jz.dim, jz.origin.shape) == ("z", [2, 3], 32, (9, 32))
+    assert cli("traverse", "--bank", "jz.npz", "--dir", "0", "--steps", "3", "-o", "jz.png").code == 0
     # sample in w+: one copy of z per layer
     r = cli("sample", "--ckpt", folder, "--class", "3", "-n", "4", "--space", "w+", "--out", "lat.npz")
     assert r.code == 0, r
