@@ -425,3 +425,34 @@ def test_sefa_on_config_f_file_reads_only_style_weights(tmp_path):
     touched, k, num_ws = int(out[0]), int(out[1]), int(out[2])
     assert (k, num_ws) == (5, 18)
     assert size > 120e6 and touched < 0.35 * size, (touched, size)
+
+
+def test_bank_records_render_settings_and_traverse_reuses_them(cli, tmp_path):
+    """A bank found under --truncation/--noise-mode records them; traverse renders with them by default."""
+    res = cli("jacobian", "--ckpt", str(ADA), "--truncation", "0.5", "--noise-mode", "none", "-k", "2",
+              "--seeds", "0-1", "--average", "--out", "b.npz")  # fmt: skip
+    assert res.code == 0, res
+    ident = DirectionBank.load(tmp_path / "b.npz").generator
+    assert ident["truncation"] == 0.5 and ident["noise_mode"] == "none" and "truncation_cutoff" not in ident
+
+    def render(*extra: str) -> np.ndarray:
+        args = ("traverse", "--bank", "b.npz", "--dir", "0", "--steps", "3", "--seeds", "0-1", "--force")
+        assert cli(*args, *extra, "--out", "t.png").code == 0
+        from PIL import Image
+
+        return np.asarray(Image.open(tmp_path / "t.png")).astype(np.float64)
+
+    default = render()
+    np.testing.assert_array_equal(default, render("--truncation", "0.5", "--noise-mode", "none"))
+    assert np.abs(default - render("--truncation", "1")).mean() > 1.0
+    assert np.abs(default - render("--noise-mode", "const")).mean() > 0.1
+
+
+@pytest.mark.parametrize("command", ["jacobian", "hessian", "orojar"])
+def test_derivative_methods_refuse_random_noise(cli, command):
+    """Noise redrawn on every call would enter the derivatives: a one-line error, not a crash."""
+    extra = ["--steps", "1", "--batch-size", "1", "-k", "2"] if command != "jacobian" else ["-k", "2"]
+    line = _one_line_error(
+        cli(command, "--ckpt", str(ADA), "--noise-mode", "random", *extra, "--out", "b.npz"), errors.EXIT_BAD_INPUT
+    )
+    assert "noise" in line

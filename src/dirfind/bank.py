@@ -49,7 +49,9 @@ def _jsonable(x: Any) -> Any:
 class DirectionBank:
     """K unit directions (rows of ``directions``) in edit ``space`` of the generator ``generator``.
 
-    ``layers``: the latent-reading layers an edit applies to (None = all; ignored for ``z``).
+    ``layers``: the latent-reading layers an edit applies to (None = all). A ``z`` bank with
+    layers applies its z direction to those layers' copies of z (families whose w+ is per-layer
+    z, :meth:`Generator.layer_space`); a ``z`` bank without layers edits z itself.
     For ``space="w+"`` each direction is ``len(layers) * w_dim`` long (one block per layer).
     A step ``a`` along direction k moves the latent by ``a * scales[k] * directions[k]``;
     ``step_unit`` says what that unit means ("unit", "sigma" for PCA banks, "distance" for
@@ -188,8 +190,14 @@ class DirectionBank:
             expected *= len(self.layers) if self.layers is not None else gen.num_ws
         if self.dim != expected:
             raise MismatchError(f"bank directions have dimension {self.dim}, this generator needs {expected}")
-        if self.layers is not None and self.space != "z" and max(self.layers) >= gen.num_ws:
-            raise MismatchError(f"bank layers {self.layers} exceed this generator's {gen.num_ws} layers")
+        if self.layers is not None:
+            if self.space == "z" and gen.layer_space() != "z":
+                raise MismatchError(
+                    f"bank applies a z direction to layers {self.layers}, "
+                    f"but {gen.family} generators have no per-layer z"
+                )
+            if max(self.layers) >= gen.num_ws:
+                raise MismatchError(f"bank layers {self.layers} exceed this generator's {gen.num_ws} layers")
 
     def meta(self) -> dict[str, Any]:
         return _jsonable(
@@ -315,8 +323,16 @@ def generator_identity(gen: Any) -> dict[str, Any]:
         "num_classes",
     )
     ident = {k: getattr(gen, k) for k in keys}
+    # render settings the directions were found under, only where they differ from the defaults
+    # (traverse uses them unless told otherwise)
     if getattr(gen, "class_index", None) is not None:
         ident["class_index"] = gen.class_index
+    if getattr(gen, "truncation_psi", 1.0) != 1.0:
+        ident["truncation"] = gen.truncation_psi
+    if getattr(gen, "truncation_cutoff", None) is not None:
+        ident["truncation_cutoff"] = gen.truncation_cutoff
+    if getattr(gen, "noise_mode", "const") != "const":
+        ident["noise_mode"] = gen.noise_mode
     if getattr(gen, "transform", None) is not None:
         ident["transform"] = list(gen.transform)
     return ident

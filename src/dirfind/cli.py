@@ -337,7 +337,7 @@ def _spec(indices: list[int]) -> str:
     default=None,
     help="Space of --latents (default: z for 2-D arrays, w+ for 3-D).",
 )
-@click.option("--layers", default=None, metavar="SPEC", help="Edit only these w+ layers (w banks).")
+@click.option("--layers", default=None, metavar="SPEC", help="Edit only these w+ layers (w banks; z banks of BigGAN).")
 @render_options
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Images per generator call.")
 @click.option(
@@ -397,10 +397,14 @@ def traverse_cmd(
         class_index=class_index,
         transform=transform,
     )
-    if class_index is None and bank.generator.get("class_index") is not None and gen.num_classes:
-        gen.configure(class_index=bank.generator["class_index"])
-    if transform is None and bank.generator.get("transform") is not None and gen.supports_transform:
-        gen.configure(transform=bank.generator["transform"])
+    recorded = bank.generator
+    gen.configure(
+        class_index=recorded.get("class_index") if class_index is None and gen.num_classes else None,
+        truncation=recorded.get("truncation") if truncation is None else None,
+        truncation_cutoff=recorded.get("truncation_cutoff") if truncation_cutoff is None else None,
+        noise_mode=recorded.get("noise_mode") if noise_mode is None else None,
+        transform=recorded.get("transform") if transform is None and gen.supports_transform else None,
+    )
     bank.check_generator(gen, force=SETTINGS.force)
     if dtype is not None:
         from .device import resolve_dtype
@@ -412,7 +416,7 @@ def traverse_cmd(
     if origin is None:
         origin = bank.origin is not None and seeds is None and latents_path is None
     if latents_path is not None:
-        latents = _read_latents(gen, bank, latents_path, latent_space)
+        latents = _read_latents(gen, bank, latents_path, latent_space, layer_list)
     elif seeds is not None or not origin:
         seed_list = parse_indices(seeds or "0-3", None, "seed")
     result = traverse(
@@ -472,7 +476,7 @@ def _bank_checkpoint(bank: Any) -> str:
     return ref
 
 
-def _read_latents(gen: Any, bank: Any, path: str, space: str | None) -> Any:
+def _read_latents(gen: Any, bank: Any, path: str, space: str | None, layers: Any = None) -> Any:
     """Load start latents from .npy and bring them into the bank's working space."""
     import numpy as np
     import torch
@@ -498,7 +502,7 @@ def _read_latents(gen: Any, bank: Any, path: str, space: str | None) -> Any:
     if not np.isfinite(arr).all():
         raise BadInputError(f"{path}: latents contain NaN or inf")
     lat = torch.from_numpy(arr.astype(np.float32))
-    target = working_space(bank)
+    target = working_space(bank, layers)
     if space == target:
         return lat
     if space == "z":

@@ -68,6 +68,15 @@ class OutputTransform:
         return img.reshape(img.shape[0], -1)
 
 
+def require_deterministic(gen: Generator) -> None:
+    """Derivatives need a deterministic generator: per-pixel noise drawn anew each call is refused."""
+    if getattr(gen, "noise_mode", "const") == "random":
+        raise BadInputError(
+            "--noise-mode random redraws noise on every generator call, so derivatives and finite "
+            "differences would mix in noise; use const (default) or none"
+        )
+
+
 def edit_dim(gen: Generator, space: str, layers: Sequence[int] | None = None) -> int:
     """Length D of an edit vector in ``space`` (``w+``: one w block per selected layer)."""
     gen.check_space(space)
@@ -79,34 +88,36 @@ def edit_dim(gen: Generator, space: str, layers: Sequence[int] | None = None) ->
 def check_layers(gen: Generator, space: str, layers: Sequence[int] | None) -> list[int] | None:
     if layers is None:
         return None
-    if space == "z":
-        raise BadInputError("--layers applies to w/w+ edits; z edits move the whole latent")
+    if space == "z" and gen.layer_space() != "z":
+        raise BadInputError("--layers applies to w/w+ edits (and z where w+ is per-layer z); z edits move all of z")
     bad = [i for i in layers if not 0 <= i < gen.num_ws]
     if bad or not layers:
         raise BadInputError(f"layers must be distinct indices in 0..{gen.num_ws - 1}, got {list(layers)}")
     return list(layers)
 
 
-def work_space(space: str) -> str:
-    """The latent the generator is driven with: z for z edits, per-layer w+ otherwise."""
-    return "z" if space == "z" else "w+"
+def work_space(space: str, layers: Sequence[int] | None = None) -> str:
+    """The latent the generator is driven with: z for z edits of the whole z, per-layer w+
+    otherwise (z edits with ``layers`` move those layers' copies of z)."""
+    return "z" if space == "z" and layers is None else "w+"
 
 
-def base_latent(gen: Generator, z: torch.Tensor, space: str) -> torch.Tensor:
+def base_latent(gen: Generator, z: torch.Tensor, space: str, layers: Sequence[int] | None = None) -> torch.Tensor:
     """Unedited latents in :func:`work_space` for z (N, z_dim)."""
     with torch.no_grad():
-        return gen.embed(z.to(gen.device, gen.dtype), work_space(space))
+        return gen.embed(z.to(gen.device, gen.dtype), work_space(space, layers))
 
 
 def apply_edit(
     gen: Generator, base: torch.Tensor, d: torch.Tensor, space: str, layers: Sequence[int] | None = None
 ) -> torch.Tensor:
-    """Add edit vectors ``d`` (..., D) to working-space latents ``base`` (pure; differentiable in d)."""
-    if space == "z":
+    """Add edit vectors ``d`` (..., D) to working-space latents ``base`` (pure; differentiable in d).
+    A ``w`` edit, or a ``z`` edit with ``layers``, adds the same vector to every selected layer."""
+    if space == "z" and layers is None:
         return base + d
     n_layers = gen.num_ws
     sel = list(range(n_layers)) if layers is None else list(layers)
-    if space == "w":
+    if space != "w+":
         blocks = d[..., None, :].expand(*d.shape[:-1], len(sel), gen.w_dim)
     else:
         blocks = d.reshape(*d.shape[:-1], len(sel), gen.w_dim)
@@ -126,7 +137,7 @@ def output_fn(
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """The function d (N, D) -> transformed outputs (N, M) at working-space latents ``base`` (N, ...)."""
     transform = transform or OutputTransform()
-    ws = work_space(space)
+    ws = work_space(space, layers)
 
     def f(d: torch.Tensor) -> torch.Tensor:
         return transform(gen.synthesis(apply_edit(gen, base, d, space, layers), ws))
@@ -160,6 +171,7 @@ def jacobian(
     """
     if chunk < 1:
         raise BadInputError(f"--chunk must be at least 1, got {chunk}")
+    require_deterministic(gen)
     layers = check_layers(gen, space, layers)
     dim = edit_dim(gen, space, layers)
     dtype = dtype or gen.dtype

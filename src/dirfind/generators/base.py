@@ -4,7 +4,9 @@ Conventions
 -----------
 * Edit spaces: ``"z"`` (N, z_dim) for every family; style-based families add ``"w"`` (N, w_dim),
   one vector broadcast to every layer, and ``"w+"`` (N, num_ws, w_dim), one vector per
-  latent-reading layer.
+  latent-reading layer. A family may have ``w+`` without ``w`` when its layers read z directly
+  (BigGAN: per-layer z, ``w_dim == z_dim``, ``embed(z, "w+")`` repeats z); then z plays w's
+  part, see :meth:`Generator.layer_space`.
 * Images are NCHW float in [-1, 1] (not clamped: real networks overshoot slightly).
 * Render settings that are not part of a latent (truncation, noise mode, class, and for families
   with ``supports_transform`` an input translation/rotation) live on the adapter and are changed
@@ -133,6 +135,14 @@ class Generator(torch.nn.Module):
         if space == "w":
             return (self.w_dim,)
         return (self.num_ws, self.w_dim)
+
+    def layer_space(self) -> str | None:
+        """The space whose one vector ``w+`` repeats per layer, so that a direction of it can be
+        applied to chosen layers only: ``w`` for style-based families, ``z`` for families whose
+        ``w+`` is per-layer copies of z (no ``w`` space), None without ``w+``."""
+        if "w+" not in self.spaces:
+            return None
+        return "w" if "w" in self.spaces else "z"
 
     def check_space(self, space: str) -> str:
         if space not in self.spaces:

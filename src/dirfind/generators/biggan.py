@@ -19,6 +19,14 @@ either file works too. The network, as that implementation defines it:
 Class-conditional: the class is a render setting (``configure(class_index=)``, ``--class``;
 default 0). The prior is the truncated normal ``truncnorm(-2, 2) * truncation`` of the reference's
 ``truncated_noise_sample``; the same truncation selects the batch-norm statistics.
+
+Edit spaces ``z`` (default) and ``w+``, per-layer z: every latent-reading layer gets its own copy
+of z, as GANSpace's layer-wise BigGAN edits do (BigGAN-deep has no z chunks, so a "layer" is a
+module that reads ``cond``). ``num_ws = 1 + number of blocks``: index 0 is ``gen_z``, index i the
+i-th residual block (its four conditional batch norms; the attention layer reads no latent).
+``cond_i = [w+[:, i], embedding(class)]``; ``embed(z, "w+")`` repeats z, so identical copies render
+exactly the z path. There is no ``w`` space (it would equal z): a z direction applied to chosen
+layers is a z bank with ``layers`` (``Generator.layer_space() == "z"``).
 """
 
 from __future__ import annotations
@@ -250,15 +258,22 @@ def _find_files(ck: Checkpoint) -> tuple[Path, Path | None]:
 # ---------------------------------------------------------------------- the adapter
 @register
 class BigGANGenerator(Generator):
-    """Adapter for pytorch-pretrained-BigGAN (BigGAN-deep) generators; edit space ``z``."""
+    """Adapter for pytorch-pretrained-BigGAN (BigGAN-deep) generators; edit spaces ``z`` and
+    per-layer z (``w+``)."""
 
     family = "biggan"
-    spaces = ("z",)
+    spaces = ("z", "w+")
     pca_activation = "generator.gen_z"  # the layer GANSpace uses for BigGAN
 
     def __init__(self, cfg: dict[str, Any]):
         ups = sum(1 for up, _, _ in cfg["layers"] if up)
-        super().__init__(z_dim=cfg["z_dim"], resolution=4 * 2**ups, num_classes=cfg["num_classes"])
+        super().__init__(
+            z_dim=cfg["z_dim"],
+            w_dim=cfg["z_dim"],
+            num_ws=1 + len(cfg["layers"]),
+            resolution=4 * 2**ups,
+            num_classes=cfg["num_classes"],
+        )
         self.config = dict(cfg)
         self.embeddings = nn.Linear(cfg["num_classes"], cfg["z_dim"], bias=False)
         self.generator = _Trunk(cfg)
@@ -266,6 +281,10 @@ class BigGANGenerator(Generator):
         names = ["generator.gen_z"]
         names += [f"generator.layers.{i}" for i in range(len(self.generator.layers))]
         self._names = names + ["generator.bn", "generator.conv_to_rgb"]
+        #: module names of the latent-reading layers, in w+ order
+        self._latent_layers = ["generator.gen_z"] + [
+            f"generator.layers.{i}" for i, m in enumerate(self.generator.layers) if isinstance(m, _Block)
+        ]
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -315,6 +334,11 @@ class BigGANGenerator(Generator):
         the stored batch-norm statistics)."""
         if truncation is not None and not (np.isfinite(truncation) and 0 < truncation <= 1):
             raise BadInputError(f"BigGAN truncation must be in (0, 1], got {truncation}")
+        if kw.get("truncation_cutoff") is not None:
+            raise BadInputError(
+                "BigGAN has no --truncation-cutoff: its truncation scales the z prior and picks the "
+                "batch-norm statistics of every layer"
+            )
         super().configure(truncation=truncation, **kw)
         return self
 
@@ -342,26 +366,46 @@ class BigGANGenerator(Generator):
                 m.power_iteration(self.config["eps"])
 
     # ------------------------------------------------------------------ forward
+    def _per_layer(self, latent: torch.Tensor, space: str) -> torch.Tensor:
+        """Latents of ``space`` as per-layer z, (N, num_ws, z_dim) (a view for ``z``)."""
+        self.check_space(space)
+        if space == "z":
+            z = latent.reshape(-1, self.z_dim)
+            return z[:, None].expand(-1, self.num_ws, -1)
+        if latent.ndim != 3 or tuple(latent.shape[1:]) != (self.num_ws, self.z_dim):
+            raise BadInputError(
+                f"latents of shape {tuple(latent.shape)} do not fit space w+ (N, {self.num_ws}, {self.z_dim})"
+            )
+        return latent
+
     def _run(
         self,
         z: torch.Tensor,
         class_vector: torch.Tensor | None,
         truncation: float | None,
         stop: str | None = None,
+        space: str = "z",
     ) -> torch.Tensor:
         t = self.truncation_psi if truncation is None else float(truncation)
         if not 0 < t <= 1:
             raise BadInputError(f"BigGAN truncation must be in (0, 1], got {t}")
-        z = z.reshape(-1, self.z_dim)
+        zs = self._per_layer(z, space)
         if class_vector is None:
-            class_vector = self.one_hot(len(z))
-        cond = torch.cat([z, self.embeddings(class_vector.to(z.dtype))], dim=1)
+            class_vector = self.one_hot(len(zs))
+        embedding = self.embeddings(class_vector.to(zs.dtype))
+        # one conditioning vector per latent-reading layer (all the same vector for space z)
+        conds = [torch.cat([zs[:, i], embedding], dim=1) for i in range(self.num_ws)]
         g = self.generator
-        x = g.gen_z(cond).reshape(-1, 4, 4, 16 * g.ch).permute(0, 3, 1, 2)
+        x = g.gen_z(conds[0]).reshape(-1, 4, 4, 16 * g.ch).permute(0, 3, 1, 2)
         if stop == "generator.gen_z":
             return x
+        block = 0
         for i, layer in enumerate(g.layers):
-            x = layer(x, cond, t) if isinstance(layer, _Block) else layer(x)
+            if isinstance(layer, _Block):
+                block += 1
+                x = layer(x, conds[block], t)
+            else:
+                x = layer(x)
             if stop == f"generator.layers.{i}":
                 return x
         x = g.bn(x, t)
@@ -378,26 +422,58 @@ class BigGANGenerator(Generator):
             raise BadInputError(f"class vectors must have shape ({len(z)}, {self.num_classes})")
         return self._run(z, class_vector, truncation)
 
-    def synthesis(self, latent: torch.Tensor, space: str = "z") -> torch.Tensor:
+    def embed(self, z: torch.Tensor, space: str) -> torch.Tensor:
+        """``z``: z itself; ``w+``: one copy of z per latent-reading layer (the truncation is
+        already in z, drawn from the truncated prior)."""
         self.check_space(space)
-        return self._run(latent, None, None)
+        if space == "z":
+            return z
+        return z.reshape(-1, self.z_dim)[:, None].expand(-1, self.num_ws, -1).contiguous()
+
+    def synthesis(self, latent: torch.Tensor, space: str = "z") -> torch.Tensor:
+        return self._run(latent, None, None, space=space)
 
     def latent_weights(self, layers: Sequence[int] | None = None, variant: str = "genforce") -> dict[str, torch.Tensor]:
-        """The z columns of ``generator.gen_z`` (its input is ``[z, class embedding]``), as the
-        (16·ch·16, z_dim) matrix with ``features = A @ z + (class part) + bias``."""
-        if layers is not None and list(layers) != [0]:
-            raise BadInputError(f"BigGAN SeFa uses one latent-reading layer (0, generator.gen_z); got {list(layers)}")
-        return {"generator.gen_z": self.generator.gen_z.weight()[:, : self.z_dim]}
+        """Weights that read z, restricted to their z columns (their input is ``[z, class
+        embedding]``). Default: ``generator.gen_z`` alone, the (16·ch·16, z_dim) matrix with
+        ``features = A @ z + (class part) + bias`` (the SeFa paper's choice). With ``layers`` (w+
+        indices): 0 is gen_z, block i stacks the scale and offset maps of its bn_0..bn_3
+        (``gain - 1 = A_scale @ z + ...``) as rows, in that order."""
+        if layers is None:
+            return {"generator.gen_z": self.generator.gen_z.weight()[:, : self.z_dim]}
+        sel = list(layers)
+        bad = [i for i in sel if not 0 <= i < self.num_ws]
+        if bad or not sel or len(set(sel)) != len(sel):
+            raise BadInputError(f"BigGAN layers must be distinct indices in 0..{self.num_ws - 1}, got {sel}")
+        out = {}
+        for i in sel:
+            name = self._latent_layers[i]
+            module = self.get_submodule(name)
+            if i == 0:
+                out[name] = module.weight()[:, : self.z_dim]
+                continue
+            maps = [getattr(getattr(module, f"bn_{k}"), m) for k in range(4) for m in ("scale", "offset")]
+            out[name] = torch.cat([lin.weight()[:, : self.z_dim] for lin in maps])
+        return out
 
     def layer_names(self) -> list[str]:
-        return [f"generator.gen_z (linear [z {self.z_dim} | class {self.z_dim}] -> {16 * self.generator.ch}x4x4)"]
+        g = self.generator
+        names = [f"generator.gen_z (linear [z {self.z_dim} | class {self.z_dim}] -> {16 * g.ch}x4x4)"]
+        res = 4
+        for name in self._latent_layers[1:]:
+            block = self.get_submodule(name)
+            cin, cout = block.bn_0.scale.weight_orig.shape[0], block.conv_3.weight_orig.shape[0]
+            out_res = 2 * res if block.upsample else res
+            size = f"{res}->{out_res} px" if block.upsample else f"{res} px"
+            names.append(f"{name} (block {size}, {cin}->{cout} ch, 4 conditional BNs)")
+            res = out_res
+        return names
 
     def activation_names(self) -> list[str]:
         return list(self._names)
 
     def activation(self, latent: torch.Tensor, space: str, name: str) -> torch.Tensor:
-        self.check_space(space)
-        return self._run(latent, None, None, stop=self.check_activation(name))
+        return self._run(latent, None, None, stop=self.check_activation(name), space=space)
 
     def describe(self) -> dict[str, Any]:
         keep = ("channel_width", "layers", "attention_layer_position", "n_stats", "eps")

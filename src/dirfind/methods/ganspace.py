@@ -8,7 +8,8 @@ Other generators (DCGAN, PGGAN, BigGAN): PCA of the flattened activations of one
 latent: over fresh samples (at least 10,000; GANSpace uses max(10_000, n)) find M minimising
 ``||A M - Z||`` where A holds each sample's PCA coordinates divided by their standard deviations
 and Z its latents (no intercept, like GANSpace); row k of M, normalised to unit length, is the
-latent direction of component k.
+latent direction of component k. Where w+ is per-layer z (BigGAN), ``layers`` applies these z
+directions to a range of layers, as GANSpace's layer-wise BigGAN edits do.
 
 Step unit ("sigma"): ``scales[k]`` is the standard deviation of the latent samples projected on
 direction k. For W-space PCA it is the component's own standard deviation (GANSpace's
@@ -159,8 +160,10 @@ def plan(
 def _check_layers(gen: Generator, space: str, layers: Sequence[int] | None) -> list[int] | None:
     if layers is None:
         return None
-    if space == "z":
-        raise BadInputError("--layers applies to style-based generators (w space); this bank edits z")
+    if space == "z" and gen.layer_space() != "z":
+        raise BadInputError(
+            "--layers applies to style-based generators (w space) and per-layer z (BigGAN); this bank edits z"
+        )
     bad = [i for i in layers if not 0 <= i < gen.num_ws]
     if bad:
         raise BadInputError(f"layer {bad[0]} out of range 0..{gen.num_ws - 1}")
@@ -277,7 +280,7 @@ def finish(gen: Generator, p: Plan, pca: PCAResult, *, job: Job) -> DirectionBan
         space=space,
         method="ganspace",
         generator=generator_identity(gen),
-        layers=p.layers if space != "z" else None,
+        layers=p.layers,
         scales=scales.astype(np.float32),
         scores=pca.ratio.astype(np.float32),
         names=[f"ganspace_{i}" for i in range(k)],

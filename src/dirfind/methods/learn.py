@@ -24,6 +24,7 @@ import torch
 from ..bank import DirectionBank, generator_identity
 from ..errors import BadInputError
 from ..generators.base import Generator
+from ..jacobian import require_deterministic
 from ..jobs import Job
 from ..progress import bar, log
 from .hessian import hessian_penalty
@@ -170,6 +171,7 @@ def learn(gen: Generator, cfg: LearnConfig, job: Job | None = None, checkpoint_s
     if cfg.estimator not in ("fd", "exact"):
         raise BadInputError(f"--estimator must be fd or exact, got {cfg.estimator!r}")
     gen.check_space(cfg.space)
+    require_deterministic(gen)
     if cfg.space == "w+":
         raise BadInputError("direction learning edits z or w (one vector for all layers), not w+")
     for name, v, lo in (("--steps", cfg.steps, 1), ("--batch-size", cfg.batch_size, 1), ("-k", cfg.k, 2)):

@@ -29,7 +29,7 @@ import torch
 from ..bank import DirectionBank, generator_identity
 from ..errors import BadInputError, NotFoundError
 from ..generators.base import Generator
-from ..jacobian import OutputTransform, base_latent, check_layers, edit_dim, jacobian
+from ..jacobian import OutputTransform, base_latent, check_layers, edit_dim, jacobian, require_deterministic
 from ..progress import bar
 
 LOCAL_METHODS = ("nullspace", "generalized")
@@ -218,6 +218,7 @@ def lowrank(
     for local editing (LowRankGAN ``nullspace`` or ReSeFa ``generalized``).
     """
     gen.check_space(space)
+    require_deterministic(gen)
     layers = check_layers(gen, space, layers)
     if local_method not in LOCAL_METHODS:
         raise BadInputError(f"--local-method must be one of {', '.join(LOCAL_METHODS)}, got {local_method!r}")
@@ -234,7 +235,7 @@ def lowrank(
         raise BadInputError("the region covers none or all of the image; nothing to separate")
     transform = OutputTransform(size=size, channels=channels)
     dim = edit_dim(gen, space, layers)
-    base = base_latent(gen, z, space)
+    base = base_latent(gen, z, space, layers)
     keys = ("all",) if fmask is None else ("fore", "back")
     grams = {key: np.zeros((dim, dim)) for key in keys}
     with bar(total=n, desc="jacobian", unit="sample") as pbar:
@@ -282,7 +283,7 @@ def lowrank(
         space=bank_space,
         method=method,
         generator=generator_identity(gen),
-        layers=layers if space != "z" else None,
+        layers=layers,
         scores=np.asarray(vals, np.float32),
         names=[f"{method}_{i}" for i in range(len(vecs))],
         params={

@@ -52,6 +52,8 @@ def sefa(
     """SeFa directions of ``gen`` as a bank (space ``w`` for style-based families, else ``z``).
 
     ``layers``: latent-reading layers to factorise (and to edit); None = the variant's default.
+    The bank records them wherever the generator can edit chosen layers (``layer_space()``: w, or
+    z on families whose w+ is per-layer z, such as BigGAN).
     ``k``: keep the top-k directions (None = all).
     """
     if variant not in VARIANTS:
@@ -70,7 +72,7 @@ def sefa(
         space=space,
         method="sefa",
         generator=generator_identity(gen),
-        layers=None if (layers is None or space == "z") else list(layers),
+        layers=None if (layers is None or gen.layer_space() != space) else list(layers),
         scores=vals.astype(np.float32),
         names=[f"sefa_{i}" for i in range(len(vals))],
         params={"variant": variant, "layers": None if layers is None else list(layers), "k": k},

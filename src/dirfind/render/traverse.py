@@ -2,6 +2,8 @@
 
 Working space: ``z`` banks edit z; ``w``/``w+`` banks edit the per-layer latent w+ at the bank's
 layers (or ``layers`` given here), so layer-restricted edits work the same for every style family.
+On generators whose w+ is per-layer z (BigGAN), a ``z`` bank with layers (its own or ``layers``
+given here) is applied like a ``w`` bank, to those layers' copies of z.
 
 Steps are plain offsets (the same for every sample) or, for hyperplane banks with intercepts
 (InterFaceGAN), target signed distances: each sample moves so its distance to the hyperplane goes
@@ -24,17 +26,23 @@ from ..progress import bar
 from .images import to_uint8, write_traversal
 
 
-def working_space(bank: DirectionBank) -> str:
-    """The latent space edits are applied in: ``z`` for z banks, else per-layer ``w+``."""
-    return "z" if bank.space == "z" else "w+"
+def working_space(bank: DirectionBank, layers: Sequence[int] | None = None) -> str:
+    """The latent space edits are applied in: ``z`` for z banks edited as a whole, else per-layer
+    ``w+`` (also for z banks with layers, their own or ``layers``)."""
+    return "z" if bank.space == "z" and bank.layers is None and layers is None else "w+"
 
 
 def edit_layers(gen: Generator, bank: DirectionBank, layers: Sequence[int] | None = None) -> list[int]:
-    """Layers of w+ an edit touches: ``layers`` if given (w banks only), else the bank's, else all."""
+    """Layers of w+ an edit touches: ``layers`` if given (w banks, and z banks where w+ is
+    per-layer z), else the bank's, else all; ``[]`` for an edit of z itself."""
     if bank.space == "z":
-        if layers is not None:
-            raise BadInputError("--layers applies to w/w+ banks; this bank edits z")
-        return []
+        if layers is None and bank.layers is None:
+            return []
+        if gen.layer_space() != "z":
+            raise BadInputError(
+                f"--layers applies to w/w+ banks (and z banks of generators with per-layer z); "
+                f"this bank edits z and {gen.family} has no per-layer z"
+            )
     if layers is not None:
         if bank.space == "w+":
             raise BadInputError("--layers cannot change a per-layer (w+) bank's layers")
@@ -48,10 +56,11 @@ def edit_layers(gen: Generator, bank: DirectionBank, layers: Sequence[int] | Non
 def offsets(
     bank: DirectionBank, index: int, alphas: Sequence[float], layers: Sequence[int], num_ws: int
 ) -> torch.Tensor:
-    """Latent offsets for direction ``index`` at each step: (S, D) for z, (S, num_ws, w_dim) for w+."""
+    """Latent offsets for direction ``index`` at each step: (S, D) for z (``layers`` empty),
+    (S, num_ws, w_dim) for w+."""
     d = torch.from_numpy(bank.directions[index] * bank.scales[index]).double()
     a = torch.as_tensor(list(alphas), dtype=torch.float64)[:, None]
-    if bank.space == "z":
+    if bank.space == "z" and not layers:
         return a * d
     per_layer = d.reshape(len(layers), -1) if bank.space == "w+" else d.expand(len(layers), -1)
     out = torch.zeros(len(alphas), num_ws, per_layer.shape[-1], dtype=torch.float64)
@@ -63,8 +72,9 @@ def signed_distance(
     gen: Generator, bank: DirectionBank, index: int, latents: torch.Tensor, layers: Sequence[int] | None = None
 ) -> torch.Tensor:
     """Signed distances (N,) float64 of working-space latents to hyperplane ``index``:
-    ``direction · x + intercept`` with x the latent in the bank's space (for ``w`` banks, the mean
-    of the edited w+ layers, so that a step of ``a`` along the direction changes it by ``a``)."""
+    ``direction · x + intercept`` with x the latent in the bank's space (for ``w`` banks and z banks
+    applied per layer, the mean of the edited w+ layers, so that a step of ``a`` along the
+    direction changes it by ``a``)."""
     if bank.intercepts is None:
         raise BadInputError(
             f"the {bank.method} bank has no hyperplane intercepts; distances need a boundary bank (interfacegan)"
@@ -72,11 +82,11 @@ def signed_distance(
     (k,) = bank.check_indices([index])
     n = torch.from_numpy(bank.directions[k]).double().to(latents.device)
     x = latents.double()
-    if bank.space == "z":
+    if working_space(bank, layers) == "z":
         flat = x.reshape(len(x), -1)
     else:
         lay = edit_layers(gen, bank, layers)
-        flat = x[:, lay].mean(1) if bank.space == "w" else x[:, lay].reshape(len(x), -1)
+        flat = x[:, lay].reshape(len(x), -1) if bank.space == "w+" else x[:, lay].mean(1)
     return flat @ n + float(bank.intercepts[k])
 
 
@@ -111,10 +121,12 @@ def traversal_latents(
     return torch.stack(out)
 
 
-def base_latents(gen: Generator, bank: DirectionBank, z: torch.Tensor) -> torch.Tensor:
+def base_latents(
+    gen: Generator, bank: DirectionBank, z: torch.Tensor, layers: Sequence[int] | None = None
+) -> torch.Tensor:
     """Unedited latents in the bank's working space for z (truncation applied by the generator)."""
     with torch.inference_mode():
-        return gen.embed(z.to(gen.device, gen.dtype), working_space(bank))
+        return gen.embed(z.to(gen.device, gen.dtype), working_space(bank, layers))
 
 
 def render(
@@ -172,21 +184,23 @@ def traverse(
     alphas = np.linspace(lo, hi, steps).tolist() if steps > 1 else [float(hi)]
     if latents is None and seeds is None and not origin:
         raise BadInputError("give seeds or latents to traverse")
+    edit_layers(gen, bank, layers)  # refuse bad --layers before rendering anything
+    space = working_space(bank, layers)
     if latents is not None:
         base = latents.to(gen.device, gen.dtype)
     elif seeds is not None:
-        base = base_latents(gen, bank, gen.z_from_seeds(list(seeds)))
+        base = base_latents(gen, bank, gen.z_from_seeds(list(seeds)), layers)
     else:
-        base = torch.zeros(0, *gen.latent_shape(working_space(bank)), device=gen.device, dtype=gen.dtype)
+        base = torch.zeros(0, *gen.latent_shape(space), device=gen.device, dtype=gen.dtype)
     if origin:
         if bank.origin is None:
             raise BadInputError("this bank records no origin sample (only local Jacobian banks do)")
         own = torch.from_numpy(bank.origin).to(gen.device, gen.dtype)
-        if tuple(own.shape) != tuple(gen.latent_shape(working_space(bank))):
+        if tuple(own.shape) != tuple(gen.latent_shape(space)):
             raise BadInputError(f"bank origin of shape {tuple(own.shape)} does not fit this generator")
         base = torch.cat([own[None], base])
     edited = traversal_latents(gen, bank, base, dirs, alphas, layers, to_distance=to_distance is not None)
-    imgs = render(gen, edited, working_space(bank), batch_size=batch_size)
+    imgs = render(gen, edited, space, batch_size=batch_size)
     tiles = imgs.reshape(-1, *imgs.shape[2:])
     files = write_traversal(tiles, out, force=force, fps=fps) if out is not None else []
     return {"images": tiles, "alphas": alphas, "files": [str(f) for f in files]}
