@@ -212,8 +212,9 @@ def test_transform_moves_the_image_and_other_families_refuse_it(sg3, cli, tmp_pa
                 assert (g.synthesis(ws, "w+") - base).abs().mean() > 0.05, t
         finally:
             g.configure(transform=(0, 0, 0))
-    with pytest.raises(errors.BadInputError, match="three finite numbers"):
-        g.configure(transform=(0.0, float("nan"), 0.0))
+    for bad in [(0.0, float("nan"), 0.0), (0.1, 0.2), "0.1,0,5", (0, "x", 0)]:
+        with pytest.raises(errors.BadInputError, match="three finite numbers"):
+            g.configure(transform=bad)
     for other in (load_generator(str(SG2)),):
         with pytest.raises(errors.UnsupportedError, match="only available for StyleGAN3"):
             other.configure(transform=(0.1, 0.0, 0.0))

@@ -108,7 +108,10 @@ class Generator(torch.nn.Module):
                     f"--transform (input translation/rotation) is only available for StyleGAN3; "
                     f"this is a {self.family} generator"
                 )
-            vals = tuple(float(v) for v in transform)
+            try:
+                vals = tuple(float(v) for v in transform)
+            except (TypeError, ValueError):
+                vals = ()
             if len(vals) != 3 or not np.isfinite(vals).all():
                 raise BadInputError(f"transform must be three finite numbers tx,ty,degrees, got {transform!r}")
             self.transform = vals
