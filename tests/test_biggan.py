@@ -402,3 +402,20 @@ def test_cli_ganspace_and_interfacegan_per_layer(cli, folder, tmp_path):
     assert (bank.space, bank.layers, bank.dim) == ("w+", [2, 3], 64)
     r = cli("traverse", "--bank", "ifg.npz", "--dir", "0", "--steps", "2", "--seeds", "0", "-o", "i.png")
     assert r.code == 0, r
+
+
+def test_local_z_bank_traversed_per_layer_starts_at_its_origin(cli, folder, tmp_path):
+    """traverse --layers on a whole-z local bank copies its z origin per layer (not a shape error)."""
+    r = cli("jacobian", "--ckpt", folder, "-k", "2", "--seeds", "0", "--size", "16", "-o", "jz.npz")
+    assert r.code == 0, r
+    assert DirectionBank.load(tmp_path / "jz.npz").origin.shape == (32,)
+    args = ("traverse", "--bank", "jz.npz", "--dir", "0", "--steps", "3")
+    assert cli(*args, "-o", "whole/").code == 0
+    r = cli(*args, "--layers", "2", "-o", "layer/")
+    assert r.code == 0, r
+    frames = {
+        f: [np.asarray(Image.open(tmp_path / f / f"{s:04d}.png"), dtype=np.float64) for s in (1, 2)]
+        for f in ("whole", "layer")
+    }
+    np.testing.assert_array_equal(frames["whole"][0], frames["layer"][0])  # step 0: the origin itself
+    assert np.abs(frames["whole"][1] - frames["layer"][1]).mean() > 0.5

@@ -196,8 +196,11 @@ def traverse(
         if bank.origin is None:
             raise BadInputError("this bank records no origin sample (only local Jacobian banks do)")
         own = torch.from_numpy(bank.origin).to(gen.device, gen.dtype)
-        if tuple(own.shape) != tuple(gen.latent_shape(space)):
+        own_space = working_space(bank)  # where the bank was found; --layers may move a z bank to w+
+        if tuple(own.shape) != tuple(gen.latent_shape(own_space)):
             raise BadInputError(f"bank origin of shape {tuple(own.shape)} does not fit this generator")
+        if own_space != space:
+            own = base_latents(gen, bank, own[None], layers)[0]
         base = torch.cat([own[None], base])
     edited = traversal_latents(gen, bank, base, dirs, alphas, layers, to_distance=to_distance is not None)
     imgs = render(gen, edited, space, batch_size=batch_size)
