@@ -15,7 +15,7 @@ the final to-RGB. Each odd index is also read by the to-RGB of the previous reso
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -92,8 +92,15 @@ def _is_sg2_node(node: NetNode) -> bool:
 
 
 class StyleLatents:
-    """z -> w -> w+ with truncation, shared by the StyleGAN2 and StyleGAN3 adapters. The host class
-    provides ``net.mapping_forward(z, c)`` and ``w_avg()`` (plus the :class:`Generator` settings)."""
+    """What the StyleGAN2 and StyleGAN3 adapters share: z -> w -> w+ with truncation, SeFa's layer
+    selection, and images and activations read off one synthesis pass. The host class provides
+    ``net.mapping_forward(z, c)``, ``w_avg()``, ``_run(latent, space)`` (yielding ``(name,
+    activation)`` pairs that end with ``("image", img)``) and ``_acts`` (the activation names)."""
+
+    compute_dtype: torch.dtype = torch.float32
+    memory_format: torch.memory_format | None = None
+    #: True/False forces the fused/unfused modulated convolution; None = fused for batch 1 only
+    fused_modconv: bool | None = None
 
     @property
     def dtype(self) -> torch.dtype:
@@ -139,6 +146,45 @@ class StyleLatents:
             raise BadInputError(f"latents of shape {tuple(latent.shape)} do not fit space {space}")
         return ws
 
+    def set_precision(self, dtype: torch.dtype = torch.float32, channels_last: bool = False) -> Any:
+        """Compute dtype of the synthesis (float32, float16 or bfloat16) and optional channels-last
+        activations; the mapping and the latents stay float32."""
+        if dtype not in (torch.float32, torch.float16, torch.bfloat16):
+            raise BadInputError(f"unsupported dtype {dtype}")
+        self.compute_dtype = dtype
+        self.memory_format = torch.channels_last if channels_last else None
+        return self
+
+    def _fused(self, n: int) -> bool:
+        """Whether a batch of ``n`` takes the fused (grouped) modulated convolution."""
+        return self.fused_modconv if self.fused_modconv is not None else n == 1
+
+    def _selected_layers(self, layers: Sequence[int] | None, variant: str) -> list[int]:
+        """Checked w+ indices for :meth:`latent_weights` (default: all)."""
+        if variant not in VARIANTS:
+            raise BadInputError(f"SeFa variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+        sel = list(range(self.num_ws)) if layers is None else list(layers)
+        bad = [i for i in sel if not 0 <= i < self.num_ws]
+        if bad or not sel:
+            raise BadInputError(f"layer {bad[0] if bad else '(none)'} out of range 0..{self.num_ws - 1}")
+        return sel
+
+    def _output(self, latent: torch.Tensor, space: str, name: str) -> torch.Tensor:
+        for n, x in self._run(latent, space):
+            if n == name:
+                return x
+        raise AssertionError(f"{name} not reached")
+
+    def synthesis(self, latent: torch.Tensor, space: str = "z") -> torch.Tensor:
+        return self._output(latent, space, "image")
+
+    def activation_names(self) -> list[str]:
+        return list(self._acts)
+
+    def activation(self, latent: torch.Tensor, space: str, name: str) -> torch.Tensor:
+        self.check_activation(name)
+        return self._output(latent, space, name).float()
+
 
 @register
 class StyleGAN2Generator(StyleLatents, Generator):
@@ -162,10 +208,6 @@ class StyleGAN2Generator(StyleLatents, Generator):
         self._styles = net.style_layers()
         self._acts = [s.name for s in self._styles if s.kind != "torgb"]
         self.pca_activation = self._acts[0]
-        self.compute_dtype = torch.float32
-        self.memory_format: torch.memory_format | None = None
-        #: True/False forces the fused/unfused modulated convolution; None = fused for batch 1 only
-        self.fused_modconv: bool | None = None
         self._w_avg_known = cfg.layout == "nvidia"
 
     # ------------------------------------------------------------------ loading
@@ -233,15 +275,12 @@ class StyleGAN2Generator(StyleLatents, Generator):
 
     # ------------------------------------------------------------------ precision
     def set_precision(self, dtype: torch.dtype = torch.float32, channels_last: bool = False) -> StyleGAN2Generator:
-        """Run the synthesis network in ``dtype`` (mapping and latents stay float32), optionally with
-        channels-last activations (a CUDA speed-up)."""
-        if dtype not in (torch.float32, torch.float16, torch.bfloat16):
-            raise BadInputError(f"unsupported dtype {dtype}")
+        """Run the whole synthesis network in ``dtype`` (mapping and latents stay float32),
+        optionally with channels-last activations (a CUDA speed-up)."""
+        super().set_precision(dtype, channels_last)
         for name, m in self.net.named_children():
             if name not in ("mapping", "style"):
                 m.to(dtype)
-        self.compute_dtype = dtype
-        self.memory_format = torch.channels_last if channels_last else None
         return self
 
     # ------------------------------------------------------------------ latents
@@ -256,18 +295,9 @@ class StyleGAN2Generator(StyleLatents, Generator):
             self._w_avg_known = True
         return self.net.w_avg.float()
 
-    def _ws(self, latent: torch.Tensor, space: str) -> torch.Tensor:
-        return self.per_layer_latents(latent, space).to(self.compute_dtype)
-
-    def _run(self, ws: torch.Tensor):
-        fused = self.fused_modconv if self.fused_modconv is not None else ws.shape[0] == 1
-        return self.net.run(ws, self.noise_mode, fused, self.memory_format)
-
-    def synthesis(self, latent: torch.Tensor, space: str = "z") -> torch.Tensor:
-        for name, x in self._run(self._ws(latent, space)):
-            if name == "image":
-                return x
-        raise AssertionError("synthesis produced no image")
+    def _run(self, latent: torch.Tensor, space: str) -> Iterator[tuple[str, Any]]:
+        ws = self.per_layer_latents(latent, space).to(self.compute_dtype)
+        return self.net.run(ws, self.noise_mode, self._fused(len(ws)), self.memory_format)
 
     # ------------------------------------------------------------------ what methods read
     def latent_weights(self, layers: Sequence[int] | None = None, variant: str = "genforce") -> dict[str, torch.Tensor]:
@@ -278,12 +308,7 @@ class StyleGAN2Generator(StyleLatents, Generator):
         convolution's affine reading a selected index, plus the first (4x4) to-RGB when index 1 is
         selected; the other to-RGBs are excluded. Default ``layers``: all indices.
         """
-        if variant not in VARIANTS:
-            raise BadInputError(f"SeFa variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
-        sel = list(range(self.num_ws)) if layers is None else list(layers)
-        bad = [i for i in sel if not 0 <= i < self.num_ws]
-        if bad or not sel:
-            raise BadInputError(f"layer {bad[0] if bad else '(none)'} out of range 0..{self.num_ws - 1}")
+        sel = self._selected_layers(layers, variant)
         chosen = []
         if variant == "genforce":
             for i in sel:
@@ -303,16 +328,6 @@ class StyleGAN2Generator(StyleLatents, Generator):
             ]
             out.append(" + ".join(parts))
         return out
-
-    def activation_names(self) -> list[str]:
-        return list(self._acts)
-
-    def activation(self, latent: torch.Tensor, space: str, name: str) -> torch.Tensor:
-        self.check_activation(name)
-        for n, x in self._run(self._ws(latent, space)):
-            if n == name:
-                return x.float()
-        raise AssertionError(f"activation {name} not reached")
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), **self.cfg.describe()}

@@ -16,7 +16,7 @@ index is the ToRGB layer.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,8 +29,6 @@ from .checkpoint import Checkpoint
 from .nvidia_pickle import NetNode, generator_from_pickle
 from .stylegan2 import StyleLatents, _nvidia_node, attach_weights
 from .stylegan3_nets import SG3Config, SG3Net, build, config_from_state_dict
-
-VARIANTS = ("genforce", "rosinality")
 
 
 def is_sg3_node(node: NetNode) -> bool:
@@ -71,10 +69,6 @@ class StyleGAN3Generator(StyleLatents, Generator):
         self.net = net
         self._acts = [f"synthesis.{layer.name}" for layer in cfg.layers if not layer.is_torgb]
         self.pca_activation = self._acts[0]
-        self.compute_dtype = torch.float32
-        self.memory_format: torch.memory_format | None = None
-        #: True/False forces the fused/unfused modulated convolution; None = fused for batch 1 only
-        self.fused_modconv: bool | None = None
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -107,11 +101,7 @@ class StyleGAN3Generator(StyleLatents, Generator):
         """Run the layers the checkpoint marks ``use_fp16`` in ``dtype`` (the others, the mapping,
         styles and the modulated weights stay float32, as in the reference), optionally with
         channels-last activations."""
-        if dtype not in (torch.float32, torch.float16, torch.bfloat16):
-            raise BadInputError(f"unsupported dtype {dtype}")
-        self.compute_dtype = dtype
-        self.memory_format = torch.channels_last if channels_last else None
-        return self
+        return super().set_precision(dtype, channels_last)
 
     # ------------------------------------------------------------------ latents and images
     def w_avg(self) -> torch.Tensor:
@@ -122,20 +112,13 @@ class StyleGAN3Generator(StyleLatents, Generator):
         """The user transform in effect (None = the checkpoint's stored ``synthesis.input.transform``)."""
         return None if self.transform is None else input_transform(*self.transform)
 
-    def _run(self, latent: torch.Tensor, space: str):
+    def _run(self, latent: torch.Tensor, space: str) -> Iterator[tuple[str, torch.Tensor]]:
         ws = self.per_layer_latents(latent, space)
-        fused = self.fused_modconv if self.fused_modconv is not None else ws.shape[0] == 1
         m = self.transform_matrix()
         return self.net.run(
-            ws, transform=None if m is None else m.to(ws.device), dtype=self.compute_dtype, fused=fused,
+            ws, transform=None if m is None else m.to(ws.device), dtype=self.compute_dtype, fused=self._fused(len(ws)),
             memory_format=self.memory_format,
         )  # fmt: skip
-
-    def synthesis(self, latent: torch.Tensor, space: str = "z") -> torch.Tensor:
-        for name, x in self._run(latent, space):
-            if name == "image":
-                return x
-        raise AssertionError("synthesis produced no image")
 
     # ------------------------------------------------------------------ what methods read
     def latent_weights(self, layers: Sequence[int] | None = None, variant: str = "genforce") -> dict[str, torch.Tensor]:
@@ -143,14 +126,8 @@ class StyleGAN3Generator(StyleLatents, Generator):
         layer's 4-row affine (rotation/translation), index i the style affine of layer
         ``L{i-1}``. Every index is read by exactly one affine, so both variants select the same
         matrices; they differ only in SeFa's row normalisation. Default ``layers``: all indices."""
-        if variant not in VARIANTS:
-            raise BadInputError(f"SeFa variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
-        sel = list(range(self.num_ws)) if layers is None else list(layers)
-        bad = [i for i in sel if not 0 <= i < self.num_ws]
-        if bad or not sel:
-            raise BadInputError(f"layer {bad[0] if bad else '(none)'} out of range 0..{self.num_ws - 1}")
         affines = self.net.affines()
-        return {affines[i][0]: affines[i][1].effective_weight().float() for i in sel}
+        return {affines[i][0]: affines[i][1].effective_weight().float() for i in self._selected_layers(layers, variant)}
 
     def layer_names(self) -> list[str]:
         out = [f"input Fourier features {self.cfg.input_size}x{self.cfg.input_size} (synthesis.input)"]
@@ -159,16 +136,6 @@ class StyleGAN3Generator(StyleLatents, Generator):
             s = layer.out_size
             out.append(f"{s}x{s} {kind} @ {layer.out_sampling_rate:g} (synthesis.{layer.name})")
         return out
-
-    def activation_names(self) -> list[str]:
-        return list(self._acts)
-
-    def activation(self, latent: torch.Tensor, space: str, name: str) -> torch.Tensor:
-        self.check_activation(name)
-        for n, x in self._run(latent, space):
-            if n == name:
-                return x.float()
-        raise AssertionError(f"activation {name} not reached")
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), **self.cfg.describe(), "transform": self.transform}
