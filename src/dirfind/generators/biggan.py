@@ -393,17 +393,17 @@ class BigGANGenerator(Generator):
         if class_vector is None:
             class_vector = self.one_hot(len(zs))
         embedding = self.embeddings(class_vector.to(zs.dtype))
-        # one conditioning vector per latent-reading layer (all the same vector for space z)
-        conds = [torch.cat([zs[:, i], embedding], dim=1) for i in range(self.num_ws)]
+        # one conditioning vector per latent-reading layer, (N, num_ws, 2 z_dim)
+        conds = torch.cat([zs, embedding[:, None].expand(-1, self.num_ws, -1)], dim=2)
         g = self.generator
-        x = g.gen_z(conds[0]).reshape(-1, 4, 4, 16 * g.ch).permute(0, 3, 1, 2)
+        x = g.gen_z(conds[:, 0]).reshape(-1, 4, 4, 16 * g.ch).permute(0, 3, 1, 2)
         if stop == "generator.gen_z":
             return x
         block = 0
         for i, layer in enumerate(g.layers):
             if isinstance(layer, _Block):
                 block += 1
-                x = layer(x, conds[block], t)
+                x = layer(x, conds[:, block], t)
             else:
                 x = layer(x)
             if stop == f"generator.layers.{i}":
@@ -426,9 +426,7 @@ class BigGANGenerator(Generator):
         """``z``: z itself; ``w+``: one copy of z per latent-reading layer (the truncation is
         already in z, drawn from the truncated prior)."""
         self.check_space(space)
-        if space == "z":
-            return z
-        return z.reshape(-1, self.z_dim)[:, None].expand(-1, self.num_ws, -1).contiguous()
+        return z if space == "z" else self._per_layer(z, "z").contiguous()
 
     def synthesis(self, latent: torch.Tensor, space: str = "z") -> torch.Tensor:
         return self._run(latent, None, None, space=space)
