@@ -22,6 +22,16 @@ from .errors import BadInputError, MismatchError, NotFoundError
 from .fileio import atomic_path
 from .progress import warn
 
+#: render settings (``Generator.configure`` keywords, ``Generator.render_settings`` keys) and
+#: their defaults; a bank records those that differ
+RENDER_DEFAULTS: dict[str, Any] = {
+    "truncation": 1.0,
+    "truncation_cutoff": None,
+    "noise_mode": "const",
+    "class_index": None,
+    "transform": None,
+}
+
 FORMAT = "dirfind.bank"
 FORMAT_VERSION = 1
 SPACES = ("z", "w", "w+")
@@ -325,14 +335,5 @@ def generator_identity(gen: Any) -> dict[str, Any]:
     ident = {k: getattr(gen, k) for k in keys}
     # render settings the directions were found under, only where they differ from the defaults
     # (traverse uses them unless told otherwise)
-    if getattr(gen, "class_index", None) is not None:
-        ident["class_index"] = gen.class_index
-    if getattr(gen, "truncation_psi", 1.0) != 1.0:
-        ident["truncation"] = gen.truncation_psi
-    if getattr(gen, "truncation_cutoff", None) is not None:
-        ident["truncation_cutoff"] = gen.truncation_cutoff
-    if getattr(gen, "noise_mode", "const") != "const":
-        ident["noise_mode"] = gen.noise_mode
-    if getattr(gen, "transform", None) is not None:
-        ident["transform"] = list(gen.transform)
+    ident.update({k: v for k, v in gen.render_settings().items() if v != RENDER_DEFAULTS[k]})
     return ident

@@ -210,15 +210,7 @@ class SampleStream:
             "start": self.start,
             "stop": self.stop,
             "shard": list(self.shard) if self.shard else None,
-            "generator": {
-                "family": g.family,
-                "fingerprint": g.fingerprint,
-                "truncation": g.truncation_psi,
-                "truncation_cutoff": g.truncation_cutoff,
-                "noise_mode": g.noise_mode,
-                "class_index": g.class_index,
-                **({"transform": list(g.transform)} if getattr(g, "transform", None) is not None else {}),
-            },
+            "generator": {"family": g.family, "fingerprint": g.fingerprint, **g.render_settings()},
         }
 
     @property

@@ -117,6 +117,20 @@ class Generator(torch.nn.Module):
             self.transform = vals
         return self
 
+    def render_settings(self) -> dict[str, Any]:
+        """The current render settings as :meth:`configure` keywords, JSON-ready, for recording
+        with samples, banks and resumable runs (``transform`` only when set, so that records made
+        before it existed still match)."""
+        out = {
+            "truncation": self.truncation_psi,
+            "truncation_cutoff": self.truncation_cutoff,
+            "noise_mode": self.noise_mode,
+            "class_index": self.class_index,
+        }
+        if self.transform is not None:
+            out["transform"] = list(self.transform)
+        return out
+
     def set_precision(self, dtype: torch.dtype = torch.float32, channels_last: bool = False) -> Generator:
         """Compute dtype (and channels-last layout) of the synthesis network, a CUDA speed-up;
         latents stay float32. Families that do not override this render in float32 only."""

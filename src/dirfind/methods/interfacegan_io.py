@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..bank import DirectionBank, generator_identity
+from ..bank import RENDER_DEFAULTS, DirectionBank, generator_identity
 from ..errors import BadInputError, MismatchError, NotFoundError
 from ..fileio import atomic_path
 from ..generators.base import Generator
@@ -106,19 +106,7 @@ def training_rows(
                 raise MismatchError(msg + "; pass --force to use it anyway")
             warn("warning: " + msg)
         g = meta.get("generator") or {}
-        gen.configure(
-            **{
-                k: g[key]
-                for k, key in (
-                    ("truncation", "truncation"),
-                    ("truncation_cutoff", "truncation_cutoff"),
-                    ("noise_mode", "noise_mode"),
-                    ("class_index", "class_index"),
-                    ("transform", "transform"),
-                )
-                if g.get(key) is not None
-            }
-        )
+        gen.configure(**{k: g[k] for k in RENDER_DEFAULTS if g.get(k) is not None})
     identity = generator_identity(gen) if gen is not None else dict(meta.get("generator_identity") or {})
     if not identity.get("family"):
         raise BadInputError(f"{path} does not record its generator; pass --ckpt")

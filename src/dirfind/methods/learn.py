@@ -153,15 +153,7 @@ def identity(gen: Generator, cfg: LearnConfig) -> dict[str, Any]:
     """What a resumed run must share with the saved one (``steps`` may grow)."""
     d = asdict(cfg)
     d.pop("steps")
-    render = {
-        "truncation": gen.truncation_psi,
-        "truncation_cutoff": gen.truncation_cutoff,
-        "noise_mode": gen.noise_mode,
-        "class_index": gen.class_index,
-    }
-    if getattr(gen, "transform", None) is not None:
-        render["transform"] = list(gen.transform)
-    return {"generator": gen.fingerprint, "family": gen.family, "render": render, **d}
+    return {"generator": gen.fingerprint, "family": gen.family, "render": gen.render_settings(), **d}
 
 
 def learn(gen: Generator, cfg: LearnConfig, job: Job | None = None, checkpoint_steps: int = 100) -> DirectionBank:
