@@ -352,6 +352,17 @@ def test_cli_transform_is_recorded_and_reapplied(cli, tmp_path):
     assert rec == (tmp_path / "same.png").read_bytes() and rec != (tmp_path / "id.png").read_bytes()
 
 
+def test_bank_for_another_generator_is_a_mismatch_before_its_settings_apply(cli, tmp_path):
+    """A bank's recorded settings may not fit another generator (here a cutoff past its 8 w+ layers):
+    traverse reports the mismatch (exit 6), not the setting."""
+    g = load_generator(str(PKL["t"])).configure(truncation=0.7, truncation_cutoff=12)
+    sefa(g, k=2).save(tmp_path / "b.npz")
+    line = _one_line_error(
+        cli("traverse", "--bank", "b.npz", "--ckpt", str(SG2), "--dir", "0", "--seeds", "0"), errors.EXIT_MISMATCH
+    )
+    assert "--force" in line
+
+
 class _Module:
     """A NetNode pickled back the way NVIDIA's persistence decorator pickles a module (inside
     ``_persistent_pickle``, which provides the ``torch_utils.persistence`` stand-in)."""

@@ -397,6 +397,7 @@ def traverse_cmd(
         class_index=class_index,
         transform=transform,
     )
+    bank.check_generator(gen, force=SETTINGS.force)  # first: another generator may not fit the recorded settings
     recorded = bank.generator
     gen.configure(
         class_index=recorded.get("class_index") if class_index is None and gen.num_classes else None,
@@ -405,7 +406,6 @@ def traverse_cmd(
         noise_mode=recorded.get("noise_mode") if noise_mode is None else None,
         transform=recorded.get("transform") if transform is None and gen.supports_transform else None,
     )
-    bank.check_generator(gen, force=SETTINGS.force)
     if dtype is not None:
         from .device import resolve_dtype
 
