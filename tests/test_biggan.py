@@ -394,6 +394,8 @@ def test_cli_ganspace_and_interfacegan_per_layer(cli, folder, tmp_path):
     assert r.code == 0, r
     bank = DirectionBank.load(tmp_path / "gs47.npz")
     assert (bank.space, bank.layers, bank.dim) == ("z", [4, 5, 6, 7], 32)
+    r = cli(*gs, "--space", "w+", "-o", "gswp.npz")  # BigGAN has no w: point to z with --layers
+    assert r.code == 4 and "--space z and --layers" in r.err, r
     r = cli("interfacegan", "--ckpt", folder, "--class", "3", "-n", "200", "--predictor",
             str(Path(__file__).parents[1] / "examples" / "predictors.py") + ":luminance", "--ratio", "0.25",
             "--batch-size", "50", "--space", "w+", "--layers", "2-3", "-o", "ifg.npz")  # fmt: skip

@@ -136,7 +136,9 @@ def plan(
     space = space or default_space(gen)
     fs = feature_space(gen, space)
     if fs.kind == "latent" and fs.spec == "w+":
-        raise BadInputError("GANSpace runs PCA in w (or z, or an activation); use --space w and --layers")
+        raise BadInputError(
+            f"GANSpace runs PCA in w (or z, or an activation); use --space {gen.layer_space()} and --layers"
+        )
     stream = SampleStream(gen, n, space, seed=seed, stream=STREAMS["samples"], batch_size=batch_size, shard=shard)
     k = check_k(k, n, stream.dim)
     solver = choose_solver(solver, stream.dim)
