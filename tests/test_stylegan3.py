@@ -124,6 +124,18 @@ def test_filtered_lrelu_matches_literal_reference(c):
     assert any(m.down_filter is not None and m.down_filter.ndim == 2 for m in g.net.layers) == (c == "r")
 
 
+def test_filtered_lrelu_without_filters_keeps_the_upsampling_gain():
+    """A missing filter is the 1x1 identity, so upsampling still has the reference's gain up**2
+    (no published layer upsamples without a filter; the function must still agree)."""
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(1, 2, 5, 5, generator=gen, dtype=torch.float64)
+    b, fd = torch.randn(2, generator=gen, dtype=torch.float64), torch.tensor([0.25, 0.5, 0.25], dtype=torch.float64)
+    for fu, f_down, up, down, pad in [(None, None, 2, 1, (0, 0, 0, 0)), (None, fd, 2, 2, (1, 1, 1, 1))]:
+        args = (x, fu, f_down, b, up, down, pad, 1.0, 0.2, 100.0)
+        fast, ref = filtered_lrelu(*args), _literal_filtered_lrelu(*args)
+        assert fast.shape == ref.shape and (fast - ref).abs().max() < 1e-12
+
+
 # ---------------------------------------------------------------------- structure
 
 

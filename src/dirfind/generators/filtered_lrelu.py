@@ -28,9 +28,10 @@ def _upsample(x: torch.Tensor, f: torch.Tensor | None, up: int, pad: tuple[int, 
     convolutions: those take slow per-group loops on CPU and in forward-mode AD)."""
     n, c, h, w = x.shape
     x0, x1, y0, y1 = pad
-    if f is None:  # identity filter: zero insertion and padding only
+    if f is None:  # identity filter: zero insertion, the gain and padding only
         if up > 1:
             x = F.pad(x.reshape(n, c, h, 1, w, 1), [0, up - 1, 0, 0, 0, up - 1]).reshape(n, c, h * up, w * up)
+            x = x * (up * up)
         return F.pad(x, [x0, x1, y0, y1])
     k = f.shape[-1]
     f = f.to(x.dtype)
