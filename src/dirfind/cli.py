@@ -476,13 +476,14 @@ def _bank_checkpoint(bank: Any) -> str:
     return ref
 
 
-def _read_latents(gen: Any, bank: Any, path: str, space: str | None, layers: Any = None) -> Any:
-    """Load start latents from .npy and bring them into the bank's working space."""
+def _read_latents(gen: Any, bank: Any, path: str, space: str | None, layers: list[int] | None = None) -> Any:
+    """Load start latents from .npy and bring them into the bank's working space (with ``layers``,
+    traverse's --layers)."""
     import numpy as np
     import torch
 
     from .errors import BadInputError, NotFoundError
-    from .render import working_space
+    from .render import base_latents, working_space
 
     if not Path(path).exists():
         raise NotFoundError(f"latents file not found: {path}")
@@ -506,8 +507,7 @@ def _read_latents(gen: Any, bank: Any, path: str, space: str | None, layers: Any
     if space == target:
         return lat
     if space == "z":
-        with torch.inference_mode():
-            return gen.embed(lat.to(gen.device), target)
+        return base_latents(gen, bank, lat, layers)
     if space == "w" and target == "w+":
         return lat[:, None].expand(-1, gen.num_ws, -1).clone()
     raise BadInputError(f"{space} latents cannot be used with a {bank.space} bank")
