@@ -164,7 +164,10 @@ def load_gen(ckpt: str, **settings: Any) -> Any:
     return gen
 
 
-def _parse_transform(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple | None:
+def _parse_transform(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> tuple[float, float, float] | None:
+    """``--transform TX,TY[,DEG]`` as (tx, ty, degrees); finiteness is checked by ``configure``."""
     if value is None:
         return None
     parts = [p.strip() for p in value.split(",")]
