@@ -70,7 +70,7 @@ class OutputTransform:
 
 def require_deterministic(gen: Generator) -> None:
     """Derivatives need a deterministic generator: per-pixel noise drawn anew each call is refused."""
-    if getattr(gen, "noise_mode", "const") == "random":
+    if gen.has_noise and gen.noise_mode == "random":
         raise BadInputError(
             "--noise-mode random redraws noise on every generator call, so derivatives and finite "
             "differences would mix in noise; use const (default) or none"

@@ -42,6 +42,8 @@ class Generator(torch.nn.Module):
     pca_activation: ClassVar[str | None] = None
     #: whether ``configure(transform=(tx, ty, degrees))`` is meaningful (StyleGAN3's input transform)
     supports_transform: ClassVar[bool] = False
+    #: whether the synthesis adds per-pixel noise (``noise_mode`` matters: StyleGAN2)
+    has_noise: ClassVar[bool] = False
 
     def __init__(
         self,

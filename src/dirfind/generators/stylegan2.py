@@ -192,6 +192,7 @@ class StyleGAN2Generator(StyleLatents, Generator):
 
     family = "stylegan2"
     spaces = ("z", "w", "w+")
+    has_noise = True
 
     def __init__(self, net: NvidiaNet | RosinalityNet, cfg: SG2Config):
         super().__init__(
