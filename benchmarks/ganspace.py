@@ -41,9 +41,10 @@ from sklearn.decomposition import IncrementalPCA
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from dirfind import progress  # noqa: E402
-from dirfind.pca import pca_from_cov, randomized_pca  # noqa: E402
-from dirfind.sampling import MeanCov, SampleStream  # noqa: E402
+from dirfind.core.pca import pca_from_cov, randomized_pca  # noqa: E402
+from dirfind.core.reducers import MeanCov
+from dirfind.core.sampling import SampleStream  # noqa: E402
+from dirfind.util import progress  # noqa: E402
 
 # ---------------------------------------------------------------------- measuring
 

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import torch
 
+from dirfind.core.jvp import jacobian, jvps, output_fn
 from dirfind.generators import load_generator
-from dirfind.jacobian import jacobian, jvps, output_fn
-from dirfind.methods.learn import LearnConfig, _step, search_slice
+from dirfind.methods.learn import HessianOptions, OrojarOptions, _step, search_slice
 
 
 def _time(fn, reps: int = 1) -> tuple[float, object]:
@@ -96,7 +96,9 @@ def bench_steps(gen, quick: bool) -> list[dict]:
     for method in ("hessian", "orojar"):
         times = {}
         for est in ("fd", "exact"):
-            cfg = LearnConfig(method=method, ndirs=10, batch_size=batch, estimator=est)
+            cfg = {"hessian": HessianOptions, "orojar": OrojarOptions}[method](
+                ndirs=10, batch_size=batch, estimator=est
+            )
             sl = search_slice("all", gen.z_dim)
             a = torch.nn.Parameter(torch.randn(10, gen.z_dim, generator=torch.Generator().manual_seed(0)) * 0.1)
             opt = torch.optim.Adam([a], lr=0.01)

@@ -28,12 +28,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from dirfind import progress  # noqa: E402
-from dirfind.device import resolve_device, resolve_dtype  # noqa: E402
+from dirfind.generators.nets.stylegan2 import build  # noqa: E402
+from dirfind.generators.nets.stylegan2_config import config_from_nvidia_kwargs  # noqa: E402
 from dirfind.generators.stylegan2 import StyleGAN2Generator  # noqa: E402
-from dirfind.generators.stylegan2_nets import build, config_from_nvidia_kwargs  # noqa: E402
 from dirfind.methods.sefa import sefa  # noqa: E402
 from dirfind.render import traverse  # noqa: E402
+from dirfind.util import progress  # noqa: E402
+from dirfind.util.device import resolve_device, resolve_dtype  # noqa: E402
 
 FFHQ_KWARGS = {
     "z_dim": 512,

@@ -49,7 +49,7 @@ def test_loads_with_plain_numpy(tmp_path):
 def test_existing_file_needs_force(tmp_path):
     bank = _bank()
     bank.save(tmp_path / "b.npz")
-    with pytest.raises(OutputError, match="--force"):
+    with pytest.raises(OutputError, match="force=True"):
         bank.save(tmp_path / "b.npz")
     bank.save(tmp_path / "b.npz", force=True)
     assert [p.name for p in tmp_path.iterdir()] == ["b.npz"], "no temporary files may be left behind"
@@ -124,6 +124,6 @@ def test_indices_and_generator_checks(dcgan):
         bank.check_indices([5])
     bank.check_generator(dcgan)
     other = DirectionBank(bank.directions, "z", "sefa", {**bank.generator, "fingerprint": "0" * 64})
-    with pytest.raises(MismatchError, match="--force"):
+    with pytest.raises(MismatchError, match="force=True"):
         other.check_generator(dcgan)
     other.check_generator(dcgan, force=True)

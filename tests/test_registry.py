@@ -130,7 +130,7 @@ def test_hash_mismatch_leaves_nothing(server, cache):
 
 
 def test_unpublished_hash_is_reported(server, cache, capsys):
-    from dirfind.progress import configure
+    from dirfind.util.progress import configure
 
     configure()
     entry = _entry(f"{server}/toy.bin", sha="")

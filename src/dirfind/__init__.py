@@ -10,12 +10,32 @@ Library entry points (the CLI is a thin layer over these)::
     bank = sefa(gen, k=10)
     bank.save("directions.npz")
     traverse(gen, bank, dirs=[0], seeds=range(4), steps=9, out="grid.png")
+
+Names are imported on first use, so ``import dirfind`` (and ``dirfind --help``) stays light.
 """
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
 
-from .bank import DirectionBank  # noqa: E402
-from .errors import DirfindError  # noqa: E402
-from .generators import Generator, load_generator  # noqa: E402
+_LAZY = {
+    "DirectionBank": "dirfind.bank",
+    "DirfindError": "dirfind.errors",
+    "Generator": "dirfind.generators",
+    "RenderSettings": "dirfind.generators",
+    "load_generator": "dirfind.generators",
+}
 
-__all__ = ["DirectionBank", "DirfindError", "Generator", "__version__", "load_generator"]
+__all__ = ["DirectionBank", "DirfindError", "Generator", "RenderSettings", "__version__", "load_generator"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'dirfind' has no attribute {name!r}")

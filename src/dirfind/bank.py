@@ -19,18 +19,8 @@ import numpy as np
 
 from . import __version__
 from .errors import BadInputError, MismatchError, NotFoundError
-from .fileio import atomic_path
-from .progress import warn
-
-#: render settings (``Generator.configure`` keywords, ``Generator.render_settings`` keys) and
-#: their defaults; a bank records those that differ
-RENDER_DEFAULTS: dict[str, Any] = {
-    "truncation": 1.0,
-    "truncation_cutoff": None,
-    "noise_mode": "const",
-    "class_index": None,
-    "transform": None,
-}
+from .util.fileio import atomic_path
+from .util.progress import warn
 
 FORMAT = "dirfind.bank"
 FORMAT_VERSION = 1
@@ -171,12 +161,13 @@ class DirectionBank:
         return int(self.directions.shape[1])
 
     def check_indices(self, indices: Sequence[int]) -> list[int]:
-        """Validate direction indices (``--dir``) against this bank."""
+        """Validate direction indices against this bank (negative ones count from the end)."""
         out = []
         for i in indices:
             if not -len(self) <= int(i) < len(self):
                 raise BadInputError(
-                    f"direction {i} out of range: the bank has {len(self)} directions (0..{len(self) - 1})"
+                    f"direction {i} out of range: the bank has {len(self)} directions (0..{len(self) - 1})",
+                    param="dirs",
                 )
             out.append(int(i) % len(self))
         return out
@@ -191,7 +182,7 @@ class DirectionBank:
                 f"(sha256 {theirs[:12]}...)"
             )
             if not force:
-                raise MismatchError(msg + "; pass --force to use it anyway")
+                raise MismatchError(msg + "; pass force=True to use it anyway", param="force")
             warn("warning: " + msg)
         if self.space not in gen.spaces:
             raise MismatchError(f"bank edits space {self.space}, which {gen.family} generators do not have")
@@ -319,7 +310,9 @@ class DirectionBank:
 
 
 def generator_identity(gen: Any) -> dict[str, Any]:
-    """What a bank records about the generator it was made for."""
+    """What a bank records about the generator it was made for: identity, dimensions and the render
+    settings the directions were found under, where they differ from the defaults (traverse uses
+    them unless told otherwise)."""
     keys = (
         "family",
         "checkpoint",
@@ -332,8 +325,31 @@ def generator_identity(gen: Any) -> dict[str, Any]:
         "channels",
         "num_classes",
     )
-    ident = {k: getattr(gen, k) for k in keys}
-    # render settings the directions were found under, only where they differ from the defaults
-    # (traverse uses them unless told otherwise)
-    ident.update({k: v for k, v in gen.render_settings().items() if v != RENDER_DEFAULTS[k]})
-    return ident
+    return {**{k: getattr(gen, k) for k in keys}, **gen.settings.record()}
+
+
+def checkpoint_of(record: dict[str, Any]) -> str:
+    """The checkpoint a generator record (of a bank, a sample or partial file) names: the reference
+    as given while it still resolves (a registry name, a URL, a path from here), else the absolute
+    path recorded at creation."""
+    from .registry import resolve
+
+    ref, path = record.get("checkpoint"), record.get("checkpoint_path")
+    if not ref:
+        raise BadInputError("the file does not record its checkpoint; pass ckpt", param="ckpt")
+    try:
+        resolve(ref, fetch_missing=False)
+    except NotFoundError:
+        if path and Path(path).exists():
+            return str(path)
+    return str(ref)
+
+
+def is_bank_file(path: str | Path) -> bool:
+    """Whether ``path`` is a zip archive with a bank's members (without reading the arrays)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return {"meta.npy", "directions.npy"} <= names

@@ -1,6 +1,12 @@
-"""Errors with documented exit codes; the CLI prints them as one line on stderr."""
+"""Errors with documented exit codes; the CLI prints them as one line on stderr.
+
+Library messages name the *parameter* at fault (``k must be at least 1, got 0``) and list it in
+``params``; the CLI rewrites those names as the command's flags (``-k must be at least 1``).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 #: Exit codes of the ``dirfind`` command (also listed in the README).
 EXIT_OK = 0
@@ -17,12 +23,21 @@ EXIT_INTERRUPTED = 130  # Ctrl-C; partial work is kept for --resume where the co
 
 
 class DirfindError(Exception):
-    """Base class: an expected failure with a one-line message and an exit code."""
+    """Base class: an expected failure with a one-line message and an exit code.
+
+    ``param``: the parameter name(s) the message refers to (``"k"``, ``("force",)``), so that a
+    front end can show them as its own option names.
+    """
 
     exit_code = EXIT_FAILURE
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, *, param: str | Sequence[str] | None = None):
         super().__init__(" ".join(str(message).split()))
+        self.params: tuple[str, ...] = (param,) if isinstance(param, str) else tuple(param or ())
+
+    def with_prefix(self, prefix: str) -> DirfindError:
+        """The same error (class, parameters) with ``prefix`` before the message."""
+        return type(self)(f"{prefix}{self}", param=self.params)
 
 
 class NotFoundError(DirfindError):

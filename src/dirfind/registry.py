@@ -21,14 +21,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import BadInputError, DownloadError, IntegrityError, NotFoundError
-from .fileio import sha256_file, sha256_path
-from .progress import bar, bars_enabled, log
+from .util.fileio import sha256_file, sha256_path
+from .util.progress import bar, bars_enabled, log
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -36,6 +36,10 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 _REQUIRED = ("family", "license", "description")
+
+#: Generator families this dirfind version supports (each has an adapter registered under this
+#: name); kept here, free of torch, so that listing the registry stays light.
+SUPPORTED_FAMILIES = ("dcgan", "stylegan2", "biggan", "pggan", "stylegan3")
 _CHUNK = 1 << 20
 
 
@@ -364,3 +368,40 @@ def resolve(ref: str | os.PathLike, registry: dict[str, Entry] | None = None, fe
     if looks_like_path:
         raise NotFoundError(f"checkpoint not found: {ref}")
     raise NotFoundError(f"{ref!r} is neither a file nor a registry name (see `dirfind checkpoints list`)")
+
+
+# ---------------------------------------------------------------------- commands' views
+def list_entries(registry: dict[str, Entry] | None = None) -> list[dict[str, Any]]:
+    """Every registry entry as a dict, with whether it is cached and whether its family is supported."""
+    reg = load_registry() if registry is None else registry
+    return [{**e.as_dict(), "cached": is_cached(e), "supported": e.family in SUPPORTED_FAMILIES} for e in reg.values()]
+
+
+def _entries(names: Sequence[str], reg: dict[str, Entry]) -> list[Entry]:
+    for name in names:
+        if name not in reg:
+            raise NotFoundError(f"unknown registry name {name!r} (see `dirfind checkpoints list`)")
+    return [reg[n] for n in names]
+
+
+def fetch_entries(names: Sequence[str], force: bool = False) -> list[dict[str, Any]]:
+    """Fetch the named entries (verified) and describe each: name, path, sha256, verified."""
+    out = []
+    for e in _entries(names, load_registry()):
+        path = fetch(e, force=force)
+        out.append(
+            {
+                "name": e.name,
+                "path": str(path),
+                "sha256": sha256_path(path),
+                "verified": bool(e.sha256 or e.file_sha256),
+            }
+        )
+    return out
+
+
+def verify_entries(names: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Re-hash the named entries (default: every cached one); see :func:`verify`."""
+    reg = load_registry()
+    entries = _entries(names, reg) if names else [e for e in reg.values() if is_cached(e)]
+    return [verify(e) for e in entries]

@@ -8,31 +8,72 @@ Conventions
   (BigGAN: per-layer z, ``w_dim == z_dim``, ``embed(z, "w+")`` repeats z); then z plays w's
   part, see :meth:`Generator.layer_space`.
 * Images are NCHW float in [-1, 1] (not clamped: real networks overshoot slightly).
-* Render settings that are not part of a latent (truncation, noise mode, class, and for families
-  with ``supports_transform`` an input translation/rotation) live on the adapter and are changed
-  with :meth:`Generator.configure`, like ``module.eval()``.
+* Render settings that are not part of a latent (truncation, noise mode, class, input transform)
+  are one frozen :class:`~dirfind.generators.settings.RenderSettings`; :meth:`Generator.with_settings`
+  returns a copy (sharing the weights) rendering with other settings.
 * ``synthesis`` must be a pure tensor function of the latent (no in-place ops on it, no custom
   autograd functions without a forward-mode rule) so ``torch.func.jvp`` works through it.
+
+A family implements every abstract member below; :func:`dirfind.generators.register` refuses a
+class that leaves one out, and the adapter-contract test suite runs on every registered family.
 """
 
 from __future__ import annotations
 
+import abc
+import copy
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
 
 from ..errors import BadInputError, UnsupportedError
+from .settings import RenderSettings
+
+if TYPE_CHECKING:
+    from .loading.checkpoint import Checkpoint
 
 SPACES = ("z", "w", "w+")
 
+#: SeFa's layer selections: ``genforce`` (official: one reader per latent-reading layer) and
+#: ``rosinality`` (``closed_form_factorization.py``: every conv reader plus the first to-RGB).
+VARIANTS = ("genforce", "rosinality")
 
-class Generator(torch.nn.Module):
-    """Base class of all generator adapters. Subclasses set the class attributes and implement
-    :meth:`embed`, :meth:`synthesis`, :meth:`latent_weights`, :meth:`activation_names` and
-    :meth:`activation`; they are registered with :func:`dirfind.generators.register`.
-    """
+
+class LatentReader(NamedTuple):
+    """A weight matrix that reads the latent: ``features = weight @ latent (+ ...)``.
+
+    ``index``: the latent-reading layer (w+ index) it reads; ``kind``: ``"dense"``, ``"conv"``
+    (a style affine of a convolution), ``"input"``, ``"torgb"`` or ``"first_torgb"`` (StyleGAN2's
+    4x4 to-RGB, which rosinality's SeFa keeps)."""
+
+    name: str
+    index: int
+    weight: torch.Tensor  # (out_features, space_dim)
+    kind: str = "dense"
+
+
+def select_readers(readers: Sequence[LatentReader], variant: str) -> list[LatentReader]:
+    """SeFa's choice among the readers of the selected layers, by ``variant``.
+
+    ``genforce``: per layer, the first non-to-RGB reader, else its last to-RGB (the final one).
+    ``rosinality``: every reader but the to-RGBs, plus the first to-RGB."""
+    if variant not in VARIANTS:
+        raise BadInputError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}", param="variant")
+    if variant == "rosinality":
+        return [r for r in readers if r.kind != "torgb"]
+    out = []
+    for i in dict.fromkeys(r.index for r in readers):
+        at = [r for r in readers if r.index == i]
+        main = [r for r in at if r.kind not in ("torgb", "first_torgb")]
+        out.append(main[0] if main else at[-1])
+    return out
+
+
+class Generator(torch.nn.Module, metaclass=abc.ABCMeta):
+    """Base class of all generator adapters. Subclasses set the class attributes, implement the
+    abstract members and are registered with :func:`dirfind.generators.register`."""
 
     #: family name used in checkpoints.toml and banks ("dcgan", "stylegan2", ...)
     family: ClassVar[str] = ""
@@ -40,7 +81,7 @@ class Generator(torch.nn.Module):
     spaces: ClassVar[tuple[str, ...]] = ("z",)
     #: activation GANSpace decomposes by default when the family has no w space (None = ask)
     pca_activation: ClassVar[str | None] = None
-    #: whether ``configure(transform=(tx, ty, degrees))`` is meaningful (StyleGAN3's input transform)
+    #: whether the ``transform`` render setting is meaningful (StyleGAN3's input transform)
     supports_transform: ClassVar[bool] = False
     #: whether the synthesis adds per-pixel noise (``noise_mode`` matters: StyleGAN2)
     has_noise: ClassVar[bool] = False
@@ -65,79 +106,64 @@ class Generator(torch.nn.Module):
         self.fingerprint = ""  # sha256 of the checkpoint content, set by the loader
         self.checkpoint = ""  # the checkpoint reference as the user gave it
         self.checkpoint_path = ""  # the local file it resolved to
-        self.truncation_psi = 1.0
-        self.truncation_cutoff: int | None = None
-        self.noise_mode = "const"
-        self.class_index: int | None = None
-        self.transform: tuple[float, float, float] | None = None
+        self._settings = self.check_settings(RenderSettings())
+
+    # ------------------------------------------------------------------ loading (abstract)
+    @classmethod
+    @abc.abstractmethod
+    def accepts(cls, ck: Checkpoint) -> bool:
+        """Whether a deserialised checkpoint holds a generator of this family (cheap, no building)."""
+
+    @classmethod
+    @abc.abstractmethod
+    def from_checkpoint(cls, ck: Checkpoint, entry: Any = None) -> Generator:
+        """Build the adapter from a checkpoint this family accepts; a clear error otherwise."""
 
     # ------------------------------------------------------------------ settings
-    def configure(
-        self,
-        *,
-        truncation: float | None = None,
-        truncation_cutoff: int | None = None,
-        noise_mode: str | None = None,
-        class_index: int | None = None,
-        transform: Sequence[float] | None = None,
-    ) -> Generator:
-        """Set render settings; ``None`` leaves a setting unchanged. Returns ``self``.
+    @property
+    def settings(self) -> RenderSettings:
+        """The render settings this adapter renders with (frozen; see :meth:`with_settings`)."""
+        return self._settings
 
-        ``transform = (tx, ty, degrees)``: translate and rotate the image as NVIDIA's
-        ``gen_images.py --translate tx,ty --rotate deg`` does (families with
-        ``supports_transform`` only; ``(0, 0, 0)`` is the identity)."""
-        if truncation is not None:
-            if not np.isfinite(truncation) or truncation < 0:
-                raise BadInputError(f"truncation must be a finite number >= 0, got {truncation}")
-            self.truncation_psi = float(truncation)
-        if truncation_cutoff is not None:
-            if not 0 <= truncation_cutoff <= self.num_ws:
-                raise BadInputError(f"truncation cutoff must be in 0..{self.num_ws}, got {truncation_cutoff}")
-            self.truncation_cutoff = int(truncation_cutoff)
-        if noise_mode is not None:
-            if noise_mode not in ("const", "random", "none"):
-                raise BadInputError(f"noise mode must be const, random or none, got {noise_mode!r}")
-            self.noise_mode = noise_mode
-        if class_index is not None:
+    def check_settings(self, s: RenderSettings) -> RenderSettings:
+        """Validate ``s`` for this generator (and fill family defaults); returns the settings to use."""
+        if s.truncation_cutoff is not None and s.truncation_cutoff > self.num_ws:
+            raise BadInputError(
+                f"truncation_cutoff must be in 0..{self.num_ws}, got {s.truncation_cutoff}", param="truncation_cutoff"
+            )
+        if s.class_index is not None:
             if self.num_classes == 0:
-                raise BadInputError(f"--class given but this {self.family} generator is unconditional")
-            if not 0 <= class_index < self.num_classes:
-                raise BadInputError(f"class must be in 0..{self.num_classes - 1}, got {class_index}")
-            self.class_index = int(class_index)
-        if transform is not None:
-            if not self.supports_transform:
-                raise UnsupportedError(
-                    f"--transform (input translation/rotation) is only available for StyleGAN3; "
-                    f"this is a {self.family} generator"
+                raise BadInputError(
+                    f"class_index given but this {self.family} generator is unconditional", param="class_index"
                 )
-            try:
-                vals = tuple(float(v) for v in transform)
-            except (TypeError, ValueError):
-                vals = ()
-            if len(vals) != 3 or not np.isfinite(vals).all():
-                raise BadInputError(f"transform must be three finite numbers tx,ty,degrees, got {transform!r}")
-            self.transform = vals
-        return self
+            if not s.class_index < self.num_classes:
+                raise BadInputError(
+                    f"class_index must be in 0..{self.num_classes - 1}, got {s.class_index}", param="class_index"
+                )
+        if s.transform is not None and not self.supports_transform:
+            raise UnsupportedError(
+                f"transform (input translation/rotation) is only available for StyleGAN3; "
+                f"this is a {self.family} generator",
+                param="transform",
+            )
+        return s
 
-    def render_settings(self) -> dict[str, Any]:
-        """The current render settings as :meth:`configure` keywords, JSON-ready, for recording
-        with samples, banks and resumable runs (``transform`` only when set, so that records made
-        before it existed still match)."""
-        out = {
-            "truncation": self.truncation_psi,
-            "truncation_cutoff": self.truncation_cutoff,
-            "noise_mode": self.noise_mode,
-            "class_index": self.class_index,
-        }
-        if self.transform is not None:
-            out["transform"] = list(self.transform)
-        return out
+    def with_settings(self, settings: RenderSettings | None = None, /, **changes: Any) -> Generator:
+        """A copy of this adapter (sharing its weights) that renders with ``settings`` (default:
+        the current ones) updated by ``changes`` (``None`` values leave a setting unchanged)."""
+        new = (settings or self._settings).replace(**changes)
+        new = self.check_settings(new)
+        if new == self._settings:
+            return self
+        other = copy.copy(self)
+        other._settings = new
+        return other
 
     def set_precision(self, dtype: torch.dtype = torch.float32, channels_last: bool = False) -> Generator:
         """Compute dtype (and channels-last layout) of the synthesis network, a CUDA speed-up;
         latents stay float32. Families that do not override this render in float32 only."""
         if dtype != torch.float32:
-            raise UnsupportedError(f"{self.family} generators render in float32 only (--dtype fp32)")
+            raise UnsupportedError(f"{self.family} generators render in float32 only (dtype fp32)", param="dtype")
         return self
 
     # ------------------------------------------------------------------ latents
@@ -166,7 +192,8 @@ class Generator(torch.nn.Module):
     def check_space(self, space: str) -> str:
         if space not in self.spaces:
             raise BadInputError(
-                f"space {space!r} is not available for {self.family}; choose from {', '.join(self.spaces)}"
+                f"space {space!r} is not available for {self.family}; choose from {', '.join(self.spaces)}",
+                param="space",
             )
         return space
 
@@ -176,51 +203,65 @@ class Generator(torch.nn.Module):
 
     def z_from_seeds(self, seeds: Sequence[int]) -> torch.Tensor:
         """One latent per seed, ``RandomState(seed)`` as NVIDIA's ``gen_images.py`` does, so
-        ``--seeds 0-3`` shows the same faces in dirfind and the reference scripts."""
+        seeds 0-3 show the same faces in dirfind and the reference scripts."""
         if len(seeds) == 0:
             return torch.zeros(0, self.z_dim)
         z = np.concatenate([self.draw_z(np.random.RandomState(int(s) % 2**32), 1) for s in seeds])
         return torch.from_numpy(z)
 
+    @abc.abstractmethod
     def embed(self, z: torch.Tensor, space: str) -> torch.Tensor:
-        """Map z to a latent of ``space``, applying the truncation settings. Identity for ``z``."""
-        self.check_space(space)
-        if space == "z":
-            return z
-        raise NotImplementedError
+        """Map z to a latent of ``space``, applying the truncation settings (z itself for ``z``)."""
 
+    @abc.abstractmethod
     def synthesis(self, latent: torch.Tensor, space: str) -> torch.Tensor:
         """Render images (NCHW in [-1, 1]) from latents of ``space``."""
-        raise NotImplementedError
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """z -> images with the current settings."""
         return self.synthesis(z, "z")
 
     # ------------------------------------------------------------------ what methods read
+    @abc.abstractmethod
+    def latent_readers(self, layers: Sequence[int] | None = None) -> list[LatentReader]:
+        """The weights that read the latent, in layer order, for the latent-reading ``layers``
+        (w+ indices; None = the family's default choice for SeFa)."""
+
     def latent_weights(self, layers: Sequence[int] | None = None, variant: str = "genforce") -> dict[str, torch.Tensor]:
-        """Named weight matrices that read the latent, each (out_features, space_dim), in layer
-        order, as SeFa factorises them. ``layers`` indexes latent-reading layers (None = the
-        variant's default selection); ``variant`` names a reference implementation's choice."""
-        raise NotImplementedError
+        """Named matrices (out_features, space_dim) SeFa factorises: :meth:`latent_readers` of
+        ``layers`` chosen by ``variant`` (:func:`select_readers`)."""
+        chosen = select_readers(self.latent_readers(layers), variant)
+        return {r.name: r.weight for r in chosen}
 
     def layer_names(self) -> list[str]:
         """Human-readable description of each latent-reading layer (index = w+ layer)."""
         return [f"layer {i}" for i in range(self.num_ws)]
 
+    @abc.abstractmethod
     def activation_names(self) -> list[str]:
         """Names of intermediate activations that :meth:`activation` can return."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def activation(self, latent: torch.Tensor, space: str, name: str) -> torch.Tensor:
         """Output of the named intermediate layer for latents of ``space`` (stops there)."""
-        raise NotImplementedError
 
     def check_activation(self, name: str) -> str:
         names = self.activation_names()
         if name not in names:
-            raise BadInputError(f"unknown activation {name!r} for {self.family}; choose from {', '.join(names)}")
+            raise BadInputError(
+                f"unknown activation {name!r} for {self.family}; choose from {', '.join(names)}", param="space"
+            )
         return name
+
+    def check_layers(self, layers: Sequence[int]) -> list[int]:
+        """Distinct w+ indices in 0..num_ws-1, as a list (a one-line error otherwise)."""
+        sel = [int(i) for i in layers]
+        bad = [i for i in sel if not 0 <= i < self.num_ws]
+        if bad:
+            raise BadInputError(f"layer {bad[0]} out of range 0..{self.num_ws - 1}", param="layers")
+        if not sel or len(set(sel)) != len(sel):
+            raise BadInputError(f"layers must be distinct indices in 0..{self.num_ws - 1}, got {sel}", param="layers")
+        return sel
 
     # ------------------------------------------------------------------ identity
     @property

@@ -16,7 +16,7 @@ either file works too. The network, as that implementation defines it:
   ``W = weight_orig / (u · (W_mat v))`` from the stored ``weight_u``/``weight_v`` (no iteration).
 * Final plain batch norm (stored statistics), ReLU, 3x3 conv, first 3 channels, tanh.
 
-Class-conditional: the class is a render setting (``configure(class_index=)``, ``--class``;
+Class-conditional: the class is a render setting (``with_settings(class_index=)``;
 default 0). The prior is the truncated normal ``truncnorm(-2, 2) * truncation`` of the reference's
 ``truncated_noise_sample``; the same truncation selects the batch-norm statistics.
 
@@ -32,7 +32,6 @@ layers is a z bank with ``layers`` (``Generator.layer_space() == "z"``).
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -43,10 +42,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import BadInputError
-from ..progress import warn
+from ..util.progress import warn
 from . import register
-from .base import Generator
-from .checkpoint import Checkpoint, load_torch
+from .base import Generator, LatentReader
+from .loading.checkpoint import Checkpoint, load_torch
+from .nets.biggan import SN, Block, Trunk
+from .settings import RenderSettings
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "pytorch_model.bin"
@@ -59,161 +60,6 @@ def _is_biggan_state(obj: Any) -> bool:
         and isinstance(obj.get("embeddings.weight"), torch.Tensor)
         and isinstance(obj.get("generator.gen_z.weight_orig"), torch.Tensor)
     )
-
-
-# ---------------------------------------------------------------------- building blocks
-class _SN(nn.Module):
-    """Spectrally normalised weight: ``weight_orig`` divided by ``u · (W_mat v)`` (stored u, v)."""
-
-    def __init__(self, shape: tuple[int, ...], bias: bool):
-        super().__init__()
-        self.weight_orig = nn.Parameter(torch.zeros(shape))
-        self.register_buffer("weight_u", torch.zeros(shape[0]))
-        self.register_buffer("weight_v", torch.zeros(int(np.prod(shape[1:]))))
-        self.bias = nn.Parameter(torch.zeros(shape[0])) if bias else None
-
-    def sigma(self) -> torch.Tensor:
-        w = self.weight_orig.reshape(self.weight_orig.shape[0], -1)
-        return torch.dot(self.weight_u, torch.mv(w, self.weight_v))
-
-    def weight(self) -> torch.Tensor:
-        return self.weight_orig / self.sigma()
-
-    @torch.no_grad()
-    def power_iteration(self, eps: float) -> None:
-        """One power-iteration step on the stored vectors, as torch's spectral norm does in
-        training mode: ``v = normalize(Wᵀu)``, ``u = normalize(W v)``."""
-        w = self.weight_orig.reshape(self.weight_orig.shape[0], -1)
-        self.weight_v.copy_(F.normalize(torch.mv(w.t(), self.weight_u), dim=0, eps=eps))
-        self.weight_u.copy_(F.normalize(torch.mv(w, self.weight_v), dim=0, eps=eps))
-
-
-class _SNLinear(_SN):
-    def __init__(self, cin: int, cout: int, bias: bool = True):
-        super().__init__((cout, cin), bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight(), self.bias)
-
-
-class _SNConv(_SN):
-    def __init__(self, cin: int, cout: int, kernel: int, bias: bool = True):
-        super().__init__((cout, cin, kernel, kernel), bias)
-        self.padding = kernel // 2
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.weight(), self.bias, padding=self.padding)
-
-
-def _stats_row(table: torch.Tensor, truncation: float) -> torch.Tensor:
-    """The reference's statistics for ``truncation``: row i when t/step is integral, else
-    ``row[i]·frac + row[i+1]·(1-frac)`` (its mirrored blend, reproduced on purpose)."""
-    step = 1.0 / (table.shape[0] - 1)
-    frac, start = math.modf(truncation / step)
-    i = int(start)
-    if frac != 0.0:
-        return table[i] * frac + table[i + 1] * (1 - frac)
-    return table[i]
-
-
-class _CondBN(nn.Module):
-    """Batch norm with stored per-truncation statistics and a class/z-conditional gain and bias."""
-
-    def __init__(self, channels: int, cond_dim: int, n_stats: int, eps: float):
-        super().__init__()
-        self.register_buffer("running_means", torch.zeros(n_stats, channels))
-        self.register_buffer("running_vars", torch.ones(n_stats, channels))
-        self.scale = _SNLinear(cond_dim, channels, bias=False)
-        self.offset = _SNLinear(cond_dim, channels, bias=False)
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor, cond: torch.Tensor, truncation: float) -> torch.Tensor:
-        mean = _stats_row(self.running_means, truncation)[None, :, None, None]
-        var = _stats_row(self.running_vars, truncation)[None, :, None, None]
-        gain = 1 + self.scale(cond)[:, :, None, None]
-        bias = self.offset(cond)[:, :, None, None]
-        return (x - mean) / torch.sqrt(var + self.eps) * gain + bias
-
-
-class _BN(nn.Module):
-    """The final, unconditional batch norm (stored statistics, learned affine)."""
-
-    def __init__(self, channels: int, n_stats: int, eps: float):
-        super().__init__()
-        self.register_buffer("running_means", torch.zeros(n_stats, channels))
-        self.register_buffer("running_vars", torch.ones(n_stats, channels))
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor, truncation: float) -> torch.Tensor:
-        mean = _stats_row(self.running_means, truncation)
-        var = _stats_row(self.running_vars, truncation)
-        return F.batch_norm(x, mean, var, self.weight, self.bias, training=False, momentum=0.0, eps=self.eps)
-
-
-class _Block(nn.Module):
-    """BigGAN-deep residual block: 4 x (cond BN, ReLU, conv), 1x1 / 3x3 / 3x3 / 1x1, reduction 4."""
-
-    def __init__(self, cin: int, cout: int, cond_dim: int, upsample: bool, n_stats: int, eps: float):
-        super().__init__()
-        mid = cin // 4
-        self.upsample = upsample
-        self.drop_channels = cin != cout
-        for i, (a, b, k) in enumerate([(cin, mid, 1), (mid, mid, 3), (mid, mid, 3), (mid, cout, 1)]):
-            self.add_module(f"bn_{i}", _CondBN(a, cond_dim, n_stats, eps))
-            self.add_module(f"conv_{i}", _SNConv(a, b, k))
-
-    def forward(self, x: torch.Tensor, cond: torch.Tensor, truncation: float) -> torch.Tensor:
-        h = x
-        for i in range(4):
-            h = F.relu(getattr(self, f"bn_{i}")(h, cond, truncation))
-            if i == 1 and self.upsample:
-                h = F.interpolate(h, scale_factor=2, mode="nearest")
-            h = getattr(self, f"conv_{i}")(h)
-        skip = x[:, : x.shape[1] // 2] if self.drop_channels else x
-        if self.upsample:
-            skip = F.interpolate(skip, scale_factor=2, mode="nearest")
-        return h + skip
-
-
-class _SelfAttention(nn.Module):
-    """SAGAN self-attention with 2x2 max-pooled keys/values and a learned residual gain."""
-
-    def __init__(self, ch: int):
-        super().__init__()
-        self.snconv1x1_theta = _SNConv(ch, ch // 8, 1, bias=False)
-        self.snconv1x1_phi = _SNConv(ch, ch // 8, 1, bias=False)
-        self.snconv1x1_g = _SNConv(ch, ch // 2, 1, bias=False)
-        self.snconv1x1_o_conv = _SNConv(ch // 2, ch, 1, bias=False)
-        self.gamma = nn.Parameter(torch.zeros(1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, ch, h, w = x.shape
-        theta = self.snconv1x1_theta(x).reshape(n, ch // 8, h * w)
-        phi = F.max_pool2d(self.snconv1x1_phi(x), 2, 2).reshape(n, ch // 8, h * w // 4)
-        attn = torch.softmax(torch.bmm(theta.transpose(1, 2), phi), dim=-1)  # (n, hw, hw/4)
-        g = F.max_pool2d(self.snconv1x1_g(x), 2, 2).reshape(n, ch // 2, h * w // 4)
-        out = torch.bmm(g, attn.transpose(1, 2)).reshape(n, ch // 2, h, w)
-        return x + self.gamma * self.snconv1x1_o_conv(out)
-
-
-class _Trunk(nn.Module):
-    """``generator.*`` of the reference: gen_z, the block list, final BN and to-RGB conv."""
-
-    def __init__(self, cfg: dict[str, Any]):
-        super().__init__()
-        ch, zc, n_stats, eps = cfg["channel_width"], 2 * cfg["z_dim"], cfg["n_stats"], cfg["eps"]
-        self.ch = ch
-        self.gen_z = _SNLinear(zc, 4 * 4 * 16 * ch)
-        layers: list[nn.Module] = []
-        for i, (up, a, b) in enumerate(cfg["layers"]):
-            if i == cfg["attention_layer_position"]:
-                layers.append(_SelfAttention(ch * a))
-            layers.append(_Block(ch * a, ch * b, zc, bool(up), n_stats, eps))
-        self.layers = nn.ModuleList(layers)
-        self.bn = _BN(ch, n_stats, eps)
-        self.conv_to_rgb = _SNConv(ch, ch, 3)
 
 
 def _read_config(path: Path) -> dict[str, Any]:
@@ -276,14 +122,13 @@ class BigGANGenerator(Generator):
         )
         self.config = dict(cfg)
         self.embeddings = nn.Linear(cfg["num_classes"], cfg["z_dim"], bias=False)
-        self.generator = _Trunk(cfg)
-        self.class_index = 0
+        self.generator = Trunk(cfg)
         names = ["generator.gen_z"]
         names += [f"generator.layers.{i}" for i in range(len(self.generator.layers))]
         self._names = names + ["generator.bn", "generator.conv_to_rgb"]
         #: module names of the latent-reading layers, in w+ order
         self._latent_layers = ["generator.gen_z"] + [
-            f"generator.layers.{i}" for i, m in enumerate(self.generator.layers) if isinstance(m, _Block)
+            f"generator.layers.{i}" for i, m in enumerate(self.generator.layers) if isinstance(m, Block)
         ]
 
     # ------------------------------------------------------------------ loading
@@ -324,36 +169,38 @@ class BigGANGenerator(Generator):
             # what the reference does on its first training-mode call (eval mode would use junk).
             warn(f"{weights.name}: no stored spectral-norm weight_v; deriving it from weight_u")
             for m in gen.modules():
-                if isinstance(m, _SN):
+                if isinstance(m, SN):
                     m.power_iteration(cfg["eps"])
         return gen
 
     # ------------------------------------------------------------------ settings
-    def configure(self, *, truncation: float | None = None, **kw: Any) -> BigGANGenerator:
-        """As :meth:`Generator.configure`; BigGAN's truncation must lie in (0, 1] (it also picks
-        the stored batch-norm statistics)."""
-        if truncation is not None and not (np.isfinite(truncation) and 0 < truncation <= 1):
-            raise BadInputError(f"BigGAN truncation must be in (0, 1], got {truncation}")
-        if kw.get("truncation_cutoff") is not None:
+    def check_settings(self, s: RenderSettings) -> RenderSettings:
+        """BigGAN's truncation must lie in (0, 1] (it also picks the stored batch-norm statistics),
+        it has no truncation cutoff, and the class defaults to 0."""
+        if not 0 < s.truncation <= 1:
+            raise BadInputError(f"BigGAN truncation must be in (0, 1], got {s.truncation}", param="truncation")
+        if s.truncation_cutoff is not None:
             raise BadInputError(
-                "BigGAN has no --truncation-cutoff: its truncation scales the z prior and picks the "
-                "batch-norm statistics of every layer"
+                "BigGAN has no truncation_cutoff: its truncation scales the z prior and picks the "
+                "batch-norm statistics of every layer",
+                param="truncation_cutoff",
             )
-        super().configure(truncation=truncation, **kw)
-        return self
+        if s.class_index is None:
+            s = s.replace(class_index=0)
+        return super().check_settings(s)
 
     def draw_z(self, rng: np.random.Generator | np.random.RandomState, n: int) -> np.ndarray:
         """``truncnorm(-2, 2) * truncation``, as the reference's ``truncated_noise_sample``."""
         from scipy.stats import truncnorm
 
         values = truncnorm.rvs(-2, 2, size=(n, self.z_dim), random_state=rng).astype(np.float32)
-        return self.truncation_psi * values
+        return self.settings.truncation * values
 
     def one_hot(self, n: int, class_index: int | None = None) -> torch.Tensor:
         """(n, num_classes) one-hot rows of ``class_index`` (default: the configured class)."""
-        c = self.class_index if class_index is None else class_index
+        c = self.settings.class_index if class_index is None else class_index
         if not 0 <= c < self.num_classes:
-            raise BadInputError(f"class must be in 0..{self.num_classes - 1}, got {c}")
+            raise BadInputError(f"class_index must be in 0..{self.num_classes - 1}, got {c}", param="class_index")
         vec = torch.zeros(n, self.num_classes, device=self.device, dtype=self.dtype)
         vec[:, c] = 1
         return vec
@@ -362,7 +209,7 @@ class BigGANGenerator(Generator):
         """Advance every stored u, v by one power iteration, which is what the reference's first
         call in training mode does before rendering (its README example omits ``.eval()``)."""
         for m in self.modules():
-            if isinstance(m, _SN):
+            if isinstance(m, SN):
                 m.power_iteration(self.config["eps"])
 
     # ------------------------------------------------------------------ forward
@@ -386,9 +233,9 @@ class BigGANGenerator(Generator):
         stop: str | None = None,
         space: str = "z",
     ) -> torch.Tensor:
-        t = self.truncation_psi if truncation is None else float(truncation)
+        t = self.settings.truncation if truncation is None else float(truncation)
         if not 0 < t <= 1:
-            raise BadInputError(f"BigGAN truncation must be in (0, 1], got {t}")
+            raise BadInputError(f"BigGAN truncation must be in (0, 1], got {t}", param="truncation")
         zs = self._per_layer(z, space)
         if class_vector is None:
             class_vector = self.one_hot(len(zs))
@@ -401,7 +248,7 @@ class BigGANGenerator(Generator):
             return x
         block = 0
         for i, layer in enumerate(g.layers):
-            if isinstance(layer, _Block):
+            if isinstance(layer, Block):
                 block += 1
                 x = layer(x, conds[:, block], t)
             else:
@@ -431,27 +278,21 @@ class BigGANGenerator(Generator):
     def synthesis(self, latent: torch.Tensor, space: str = "z") -> torch.Tensor:
         return self._run(latent, None, None, space=space)
 
-    def latent_weights(self, layers: Sequence[int] | None = None, variant: str = "genforce") -> dict[str, torch.Tensor]:
+    def latent_readers(self, layers: Sequence[int] | None = None) -> list[LatentReader]:
         """Weights that read z, restricted to their z columns (their input is ``[z, class
         embedding]``). Default: ``generator.gen_z`` alone, the (16·ch·16, z_dim) matrix with
         ``features = A @ z + (class part) + bias`` (the SeFa paper's choice). With ``layers`` (w+
         indices): 0 is gen_z, block i stacks the scale and offset maps of its bn_0..bn_3
         (``gain - 1 = A_scale @ z + ...``) as rows, in that order."""
-        if layers is None:
-            return {"generator.gen_z": self.generator.gen_z.weight()[:, : self.z_dim]}
-        sel = list(layers)
-        bad = [i for i in sel if not 0 <= i < self.num_ws]
-        if bad or not sel or len(set(sel)) != len(sel):
-            raise BadInputError(f"BigGAN layers must be distinct indices in 0..{self.num_ws - 1}, got {sel}")
-        out = {}
-        for i in sel:
+        out = []
+        for i in [0] if layers is None else self.check_layers(layers):
             name = self._latent_layers[i]
             module = self.get_submodule(name)
             if i == 0:
-                out[name] = module.weight()[:, : self.z_dim]
+                out.append(LatentReader(name, 0, module.weight()[:, : self.z_dim]))
                 continue
             maps = [getattr(getattr(module, f"bn_{k}"), m) for k in range(4) for m in ("scale", "offset")]
-            out[name] = torch.cat([lin.weight()[:, : self.z_dim] for lin in maps])
+            out.append(LatentReader(name, i, torch.cat([lin.weight()[:, : self.z_dim] for lin in maps]), "cbn"))
         return out
 
     def layer_names(self) -> list[str]:
@@ -477,7 +318,7 @@ class BigGANGenerator(Generator):
         keep = ("channel_width", "layers", "attention_layer_position", "n_stats", "eps")
         return {
             **super().describe(),
-            "class_index": self.class_index,
-            "truncation": self.truncation_psi,
+            "class_index": self.settings.class_index,
+            "truncation": self.settings.truncation,
             **{k: self.config[k] for k in keep},
         }

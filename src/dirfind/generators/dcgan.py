@@ -1,9 +1,6 @@
-"""DCGAN in the PyTorch tutorial / examples layout.
+"""DCGAN adapter: PyTorch tutorial / examples state dicts (network in :mod:`.nets.dcgan`).
 
-``main`` is a Sequential of ConvTranspose2d (bias-free, kernel 4) at indices 0, 3, 6, ...,
-BatchNorm2d + ReLU after each but the last, and Tanh at the end. The first ConvT maps the
-(N, nz, 1, 1) latent to 4x4 (stride 1, padding 0); each later one doubles the size (stride 2,
-padding 1). nz, ngf, nc and the depth are read off the weight shapes.
+nz, the widths, the channel count and the depth are read off the weight shapes.
 """
 
 from __future__ import annotations
@@ -13,12 +10,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch import nn
 
 from ..errors import BadInputError
 from . import register
-from .base import Generator
-from .checkpoint import Checkpoint, unwrap_state_dict
+from .base import Generator, LatentReader
+from .loading.checkpoint import Checkpoint, unwrap_state_dict
+from .nets.dcgan import DCGANNet
 
 _KEY = re.compile(r"^main\.(\d+)\.(weight|bias|running_mean|running_var|num_batches_tracked)$")
 
@@ -40,19 +37,6 @@ def _dcgan_state(obj: Any) -> dict[str, torch.Tensor] | None:
     return sd
 
 
-class _DCGANNet(nn.Module):
-    def __init__(self, nz: int, widths: list[int]):
-        super().__init__()
-        layers: list[nn.Module] = []
-        cin = nz
-        for i, cout in enumerate(widths):
-            first, last = i == 0, i == len(widths) - 1
-            layers.append(nn.ConvTranspose2d(cin, cout, 4, 1 if first else 2, 0 if first else 1, bias=False))
-            layers += [nn.Tanh()] if last else [nn.BatchNorm2d(cout), nn.ReLU(inplace=False)]
-            cin = cout
-        self.main = nn.Sequential(*layers)
-
-
 @register
 class DCGANGenerator(Generator):
     """Adapter for tutorial-style DCGAN generators (edit space ``z`` only)."""
@@ -64,7 +48,7 @@ class DCGANGenerator(Generator):
     def __init__(self, nz: int, widths: list[int]):
         super().__init__(z_dim=nz, resolution=4 * 2 ** (len(widths) - 1), channels=widths[-1])
         self.ngf = widths[-2] if len(widths) > 1 else widths[0]
-        self.net = _DCGANNet(nz, widths)
+        self.net = DCGANNet(nz, widths)
         self._names = [f"main.{i}" for i in range(len(self.net.main))]
 
     # ------------------------------------------------------------------ loading
@@ -92,17 +76,21 @@ class DCGANGenerator(Generator):
         return gen
 
     # ------------------------------------------------------------------ interface
+    def embed(self, z: torch.Tensor, space: str) -> torch.Tensor:
+        self.check_space(space)
+        return z
+
     def synthesis(self, latent: torch.Tensor, space: str = "z") -> torch.Tensor:
         self.check_space(space)
         return self.net.main(latent.reshape(-1, self.z_dim, 1, 1))
 
-    def latent_weights(self, layers: Sequence[int] | None = None, variant: str = "genforce") -> dict[str, torch.Tensor]:
+    def latent_readers(self, layers: Sequence[int] | None = None) -> list[LatentReader]:
         """``main.0`` as the (C*16, nz) matrix with ``features = W @ z`` (a stride-1 ConvT on a
         1x1 input reads kernel tap (y, x) at output pixel (y, x): no flip, no axis swap)."""
         if layers is not None and list(layers) != [0]:
-            raise BadInputError(f"DCGAN has one latent-reading layer (0); got layers {list(layers)}")
+            raise BadInputError(f"DCGAN has one latent-reading layer (0); got layers {list(layers)}", param="layers")
         w = self.net.main[0].weight
-        return {"main.0": w.reshape(self.z_dim, -1).t()}
+        return [LatentReader("main.0", 0, w.reshape(self.z_dim, -1).t())]
 
     def layer_names(self) -> list[str]:
         c = self.net.main[0].out_channels

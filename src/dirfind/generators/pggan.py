@@ -24,20 +24,14 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..errors import BadInputError
 from . import register
-from .base import Generator
-from .checkpoint import Checkpoint, unwrap_state_dict
+from .base import Generator, LatentReader
+from .loading.checkpoint import Checkpoint, unwrap_state_dict
+from .nets.pggan import ConvBlock, pixel_norm
 
 _KEY = re.compile(r"^(lod|(layer|output)(\d+)\.(weight|bias))$")
-_PIXEL_NORM_EPS = 1e-8
-
-
-def pixel_norm(x: torch.Tensor) -> torch.Tensor:
-    """Normalise each position's feature vector (dim 1) to unit root-mean-square."""
-    return x / torch.sqrt(torch.mean(x**2, dim=1, keepdim=True) + _PIXEL_NORM_EPS)
 
 
 def _pggan_state(obj: Any) -> dict[str, torch.Tensor] | None:
@@ -55,24 +49,6 @@ def _pggan_state(obj: Any) -> dict[str, torch.Tensor] | None:
     return sd
 
 
-class _ConvBlock(nn.Module):
-    """Pixel norm -> (nearest 2x upsample) -> conv with equalised learning rate -> (leaky ReLU)."""
-
-    def __init__(self, cin: int, cout: int, kernel: int, padding: int, upsample: bool, gain: float, act: bool):
-        super().__init__()
-        self.weight = nn.Parameter(torch.zeros(cout, cin, kernel, kernel))
-        self.bias = nn.Parameter(torch.zeros(cout))
-        self.wscale = gain / math.sqrt(cin * kernel * kernel)
-        self.padding, self.upsample, self.act = padding, upsample, act
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = pixel_norm(x)
-        if self.upsample:
-            x = F.interpolate(x, scale_factor=2, mode="nearest")
-        x = F.conv2d(x, self.weight * self.wscale, self.bias, padding=self.padding)
-        return F.leaky_relu(x, 0.2) if self.act else x
-
-
 @register
 class PGGANGenerator(Generator):
     """Adapter for genforce PGGAN generators (edit space ``z``, pixel-normalised)."""
@@ -87,12 +63,12 @@ class PGGANGenerator(Generator):
         gain = math.sqrt(2.0)
         for b, c in enumerate(widths):
             if b == 0:
-                first = _ConvBlock(z_dim, c, 4, 3, upsample=False, gain=gain, act=True)
+                first = ConvBlock(z_dim, c, 4, 3, upsample=False, gain=gain, act=True)
             else:
-                first = _ConvBlock(widths[b - 1], c, 3, 1, upsample=True, gain=gain, act=True)
+                first = ConvBlock(widths[b - 1], c, 3, 1, upsample=True, gain=gain, act=True)
             self.add_module(f"layer{2 * b}", first)
-            self.add_module(f"layer{2 * b + 1}", _ConvBlock(c, c, 3, 1, upsample=False, gain=gain, act=True))
-            self.add_module(f"output{b}", _ConvBlock(c, channels, 1, 0, upsample=False, gain=1.0, act=False))
+            self.add_module(f"layer{2 * b + 1}", ConvBlock(c, c, 3, 1, upsample=False, gain=gain, act=True))
+            self.add_module(f"output{b}", ConvBlock(c, channels, 1, 0, upsample=False, gain=1.0, act=False))
         self.widths = list(widths)
         self.lod = float(lod)
 
@@ -166,15 +142,17 @@ class PGGANGenerator(Generator):
         image, _ = self._trunk(latent)
         return image
 
-    def latent_weights(self, layers: Sequence[int] | None = None, variant: str = "genforce") -> dict[str, torch.Tensor]:
+    def latent_readers(self, layers: Sequence[int] | None = None) -> list[LatentReader]:
         """``layer0`` as the (C*16, z) matrix with ``features = A @ pixel_norm(z)`` (pre-bias,
         flattened as (channel, y, x)). A padded 4x4 conv on a 1x1 input reads kernel tap
         (3-y, 3-x) at output pixel (y, x): genforce/sefa's ``weight.flip(2, 3)``."""
         if layers is not None and list(layers) != [0]:
-            raise BadInputError(f"PGGAN SeFa uses one latent-reading layer (0, layer0); got layers {list(layers)}")
+            raise BadInputError(
+                f"PGGAN has one latent-reading layer (0, layer0); got layers {list(layers)}", param="layers"
+            )
         blk = self.layer0
         w = blk.weight.flip(2, 3) * blk.wscale  # (C, z, 4, 4), tap (y, x) now feeds pixel (y, x)
-        return {"layer0": w.permute(0, 2, 3, 1).reshape(-1, self.z_dim)}
+        return [LatentReader("layer0", 0, w.permute(0, 2, 3, 1).reshape(-1, self.z_dim))]
 
     def layer_names(self) -> list[str]:
         return [f"layer0 (dense {self.z_dim}->{self.widths[0]}x4x4)"]

@@ -21,23 +21,17 @@ from typing import Any
 import torch
 
 from ..errors import BadInputError, UnsupportedError
-from ..progress import log
+from ..util.progress import log
 from . import register
-from .base import Generator
-from .checkpoint import Checkpoint
-from .nvidia_pickle import NetNode, generator_from_pickle
-from .stylegan2_nets import (
-    NvidiaNet,
-    RosinalityNet,
-    SG2Config,
-    build,
-    config_from_nvidia,
-    config_from_rosinality,
-)
+from ._style import StyleLatents
+from .base import Generator, LatentReader
+from .loading.checkpoint import Checkpoint
+from .loading.nvidia_pickle import NetNode, generator_from_pickle
+from .nets.stylegan2 import NvidiaNet, RosinalityNet, SG2Config, build
+from .nets.stylegan2_config import config_from_nvidia, config_from_rosinality
 
 #: Samples and seed for the average w when a rosinality file carries no ``latent_avg``.
 W_AVG_SAMPLES, W_AVG_SEED = 4096, 0
-VARIANTS = ("genforce", "rosinality")
 
 
 # ---------------------------------------------------------------------- recognising files
@@ -89,101 +83,6 @@ def _is_sg2_node(node: NetNode) -> bool:
 
 
 # ---------------------------------------------------------------------- the adapter
-
-
-class StyleLatents:
-    """What the StyleGAN2 and StyleGAN3 adapters share: z -> w -> w+ with truncation, SeFa's layer
-    selection, and images and activations read off one synthesis pass. The host class provides
-    ``net.mapping_forward(z, c)``, ``w_avg()``, ``_run(latent, space)`` (yielding ``(name,
-    activation)`` pairs that end with ``("image", img)``) and ``_acts`` (the activation names)."""
-
-    compute_dtype: torch.dtype = torch.float32
-    memory_format: torch.memory_format | None = None
-    #: True/False forces the fused/unfused modulated convolution; None = fused for batch 1 only
-    fused_modconv: bool | None = None
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """Latents are float32 whatever the synthesis precision."""
-        return torch.float32
-
-    def _labels(self, n: int, device: torch.device) -> torch.Tensor | None:
-        if not self.num_classes:
-            return None
-        if self.class_index is None:
-            raise BadInputError(f"this generator is class-conditional ({self.num_classes} classes); pass --class")
-        c = torch.zeros(n, self.num_classes, device=device)
-        c[:, self.class_index] = 1
-        return c
-
-    def embed(self, z: torch.Tensor, space: str) -> torch.Tensor:
-        self.check_space(space)
-        if space == "z":
-            return z
-        w = self.net.mapping_forward(z, self._labels(len(z), z.device))
-        psi, cut = self.truncation_psi, self.truncation_cutoff
-        if space == "w":
-            if psi != 1 and cut is not None and cut < self.num_ws:
-                raise BadInputError("--truncation-cutoff makes per-layer latents; use space w+")
-            return w if psi == 1 else torch.lerp(self.w_avg().to(w), w, psi)
-        ws = w[:, None].expand(-1, self.num_ws, -1)
-        if psi != 1:
-            avg = self.w_avg().to(w)
-            cut = self.num_ws if cut is None else cut
-            ws = torch.cat([torch.lerp(avg.expand_as(ws[:, :cut]), ws[:, :cut], psi), ws[:, cut:]], dim=1)
-        return ws.contiguous()
-
-    def per_layer_latents(self, latent: torch.Tensor, space: str) -> torch.Tensor:
-        """Latents of ``space`` as (N, num_ws, w_dim) (z is mapped and truncated first)."""
-        self.check_space(space)
-        if space == "z":
-            ws = self.embed(latent, "w+")
-        elif space == "w":
-            ws = latent[:, None].expand(-1, self.num_ws, -1)
-        else:
-            ws = latent
-        if ws.ndim != 3 or tuple(ws.shape[1:]) != (self.num_ws, self.w_dim):
-            raise BadInputError(f"latents of shape {tuple(latent.shape)} do not fit space {space}")
-        return ws
-
-    def set_precision(self, dtype: torch.dtype = torch.float32, channels_last: bool = False) -> Any:
-        """Compute dtype of the synthesis (float32, float16 or bfloat16) and optional channels-last
-        activations; the mapping and the latents stay float32."""
-        if dtype not in (torch.float32, torch.float16, torch.bfloat16):
-            raise BadInputError(f"unsupported dtype {dtype}")
-        self.compute_dtype = dtype
-        self.memory_format = torch.channels_last if channels_last else None
-        return self
-
-    def _fused(self, n: int) -> bool:
-        """Whether a batch of ``n`` takes the fused (grouped) modulated convolution."""
-        return self.fused_modconv if self.fused_modconv is not None else n == 1
-
-    def _selected_layers(self, layers: Sequence[int] | None, variant: str) -> list[int]:
-        """Checked w+ indices for :meth:`latent_weights` (default: all)."""
-        if variant not in VARIANTS:
-            raise BadInputError(f"SeFa variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
-        sel = list(range(self.num_ws)) if layers is None else list(layers)
-        bad = [i for i in sel if not 0 <= i < self.num_ws]
-        if bad or not sel:
-            raise BadInputError(f"layer {bad[0] if bad else '(none)'} out of range 0..{self.num_ws - 1}")
-        return sel
-
-    def _output(self, latent: torch.Tensor, space: str, name: str) -> torch.Tensor:
-        for n, x in self._run(latent, space):
-            if n == name:
-                return x
-        raise AssertionError(f"{name} not reached")
-
-    def synthesis(self, latent: torch.Tensor, space: str = "z") -> torch.Tensor:
-        return self._output(latent, space, "image")
-
-    def activation_names(self) -> list[str]:
-        return list(self._acts)
-
-    def activation(self, latent: torch.Tensor, space: str, name: str) -> torch.Tensor:
-        self.check_activation(name)
-        return self._output(latent, space, name).float()
 
 
 @register
@@ -298,26 +197,16 @@ class StyleGAN2Generator(StyleLatents, Generator):
 
     def _run(self, latent: torch.Tensor, space: str) -> Iterator[tuple[str, Any]]:
         ws = self.per_layer_latents(latent, space).to(self.compute_dtype)
-        return self.net.run(ws, self.noise_mode, self._fused(len(ws)), self.memory_format)
+        return self.net.run(ws, self.settings.noise_mode, self._fused(len(ws)), self.memory_format)
 
     # ------------------------------------------------------------------ what methods read
-    def latent_weights(self, layers: Sequence[int] | None = None, variant: str = "genforce") -> dict[str, torch.Tensor]:
-        """Style-affine weights (in_channels, w_dim), ``styles = A @ w + b``, of the selected w+ layers.
-
-        ``genforce`` (official SeFa): one affine per index -- the convolution reading it, and for
-        the last index the final to-RGB. ``rosinality`` (``closed_form_factorization.py``): every
-        convolution's affine reading a selected index, plus the first (4x4) to-RGB when index 1 is
-        selected; the other to-RGBs are excluded. Default ``layers``: all indices.
-        """
-        sel = self._selected_layers(layers, variant)
-        chosen = []
-        if variant == "genforce":
-            for i in sel:
-                convs = [s for s in self._styles if s.index == i and s.kind != "torgb"]
-                chosen += convs[:1] or [s for s in self._styles if s.index == i and s.kind == "torgb"][-1:]
-        else:
-            chosen = [s for s in self._styles if s.index in sel and (s.kind != "torgb" or s.is_first_torgb)]
-        return {s.name: s.affine.effective_weight().float() for s in chosen}
+    def latent_readers(self, layers: Sequence[int] | None = None) -> list[LatentReader]:
+        """Style affines (in_channels, w_dim), ``styles = A @ w + b``, of the selected w+ indices
+        (default: all): each convolution's, and the to-RGBs' (``first_torgb``: the 4x4 one).
+        SeFa's ``genforce`` keeps one per index (the conv, and the final to-RGB for the last
+        index); ``rosinality`` every conv plus the first to-RGB."""
+        kinds = {s.name: "first_torgb" if s.is_first_torgb else s.kind for s in self._styles}
+        return self._readers(layers, [(s.name, s.index, s.affine, kinds[s.name]) for s in self._styles])
 
     def layer_names(self) -> list[str]:
         out = []

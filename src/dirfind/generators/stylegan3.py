@@ -9,8 +9,9 @@ networks). Index 0 is read by the input layer (its affine turns w into the per-s
 and translation of the Fourier features), index ``i >= 1`` by synthesis layer ``L{i-1}``; the last
 index is the ToRGB layer.
 
-``configure(transform=(tx, ty, degrees))`` sets the input transform NVIDIA's ``gen_images.py
---translate tx,ty --rotate deg`` sets: ``synthesis.input.transform = inv(make_transform(...))``.
+The ``transform = (tx, ty, degrees)`` render setting sets the input transform NVIDIA's
+``gen_images.py --translate tx,ty --rotate deg`` sets: ``synthesis.input.transform =
+inv(make_transform(...))``.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ import torch
 
 from ..errors import BadInputError, UnsupportedError
 from . import register
-from .base import Generator
-from .checkpoint import Checkpoint
-from .nvidia_pickle import NetNode, generator_from_pickle
-from .stylegan2 import StyleLatents, _nvidia_node, attach_weights
-from .stylegan3_nets import SG3Config, SG3Net, build, config_from_state_dict
+from ._style import StyleLatents
+from .base import Generator, LatentReader
+from .loading.checkpoint import Checkpoint
+from .loading.nvidia_pickle import NetNode, generator_from_pickle
+from .nets.stylegan3 import SG3Net, build
+from .nets.stylegan3_config import SG3Config, config_from_state_dict
+from .stylegan2 import _nvidia_node, attach_weights
 
 
 def is_sg3_node(node: NetNode) -> bool:
@@ -110,7 +113,8 @@ class StyleGAN3Generator(StyleLatents, Generator):
 
     def transform_matrix(self) -> torch.Tensor | None:
         """The user transform in effect (None = the checkpoint's stored ``synthesis.input.transform``)."""
-        return None if self.transform is None else input_transform(*self.transform)
+        t = self.settings.transform
+        return None if t is None else input_transform(*t)
 
     def _run(self, latent: torch.Tensor, space: str) -> Iterator[tuple[str, torch.Tensor]]:
         ws = self.per_layer_latents(latent, space)
@@ -121,13 +125,13 @@ class StyleGAN3Generator(StyleLatents, Generator):
         )  # fmt: skip
 
     # ------------------------------------------------------------------ what methods read
-    def latent_weights(self, layers: Sequence[int] | None = None, variant: str = "genforce") -> dict[str, torch.Tensor]:
-        """Affine weights (out_features, w_dim) of the selected w+ indices: index 0 the input
-        layer's 4-row affine (rotation/translation), index i the style affine of layer
-        ``L{i-1}``. Every index is read by exactly one affine, so both variants select the same
-        matrices; they differ only in SeFa's row normalisation. Default ``layers``: all indices."""
-        affines = self.net.affines()
-        return {affines[i][0]: affines[i][1].effective_weight().float() for i in self._selected_layers(layers, variant)}
+    def latent_readers(self, layers: Sequence[int] | None = None) -> list[LatentReader]:
+        """Affine weights (out_features, w_dim) of the selected w+ indices (default: all): index 0
+        the input layer's 4-row affine (rotation/translation), index i the style affine of layer
+        ``L{i-1}``. Every index is read by exactly one affine, so SeFa's variants select the same
+        matrices; they differ only in its row normalisation."""
+        pairs = [(name, i, a, "input" if i == 0 else "conv") for i, (name, a) in enumerate(self.net.affines())]
+        return self._readers(layers, pairs)
 
     def layer_names(self) -> list[str]:
         out = [f"input Fourier features {self.cfg.input_size}x{self.cfg.input_size} (synthesis.input)"]
@@ -138,4 +142,5 @@ class StyleGAN3Generator(StyleLatents, Generator):
         return out
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), **self.cfg.describe(), "transform": self.transform}
+        t = self.settings.transform
+        return {**super().describe(), **self.cfg.describe(), "transform": t}

@@ -1,6 +1,22 @@
-"""Direction-discovery methods: each is a pure function from a generator and options to a bank."""
+"""Direction-discovery methods: each module maps a generator and one options dataclass to a bank.
 
-from .ganspace import ganspace
-from .sefa import sefa
+``sefa`` (closed form), ``ganspace`` (PCA), ``jacobian`` (LowRankGAN / ReSeFa), ``learn``
+(Hessian Penalty / OroJaR) and the ``interfacegan`` package (supervised boundaries).
+"""
 
-__all__ = ["ganspace", "sefa"]
+from .ganspace import GanspaceOptions, ganspace
+from .jacobian import JacobianOptions, jacobian_directions
+from .learn import HessianOptions, OrojarOptions, learn
+from .sefa import SefaOptions, sefa
+
+__all__ = [
+    "GanspaceOptions",
+    "HessianOptions",
+    "JacobianOptions",
+    "OrojarOptions",
+    "SefaOptions",
+    "ganspace",
+    "jacobian_directions",
+    "learn",
+    "sefa",
+]

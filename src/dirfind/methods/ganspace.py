@@ -25,23 +25,67 @@ the in-sample std by several percent at 3,000 samples.) Scores are the explained
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.linalg
 import torch
 
-from ..bank import DirectionBank, generator_identity
+from ..bank import DirectionBank, checkpoint_of, generator_identity
+from ..core.jobs import Job, json_normal, resumable
+from ..core.pca import SOLVERS, PCAResult, check_k, choose_solver, pca_from_cov, streaming_pca
+from ..core.reducers import MeanCov
+from ..core.sampling import STREAMS, Batch, SampleStream, feature_space, reduce_stream
+from ..core.shards import check_coverage, check_shard, register_merger
 from ..errors import BadInputError, MismatchError
 from ..generators.base import Generator
-from ..jobs import Job, json_normal
-from ..pca import PCAResult, check_k, choose_solver, pca_from_cov, streaming_pca
-from ..progress import warn
-from ..sampling import STREAMS, Batch, MeanCov, SampleStream, feature_space, reduce_stream
+from ..generators.settings import RenderSettings
+from ..util.fileio import read_meta_npz, write_meta_npz
+from ..util.options import option
+from ..util.progress import warn
 
 #: GANSpace's minimum number of fresh samples for the regression to the latent.
 MIN_REGRESSION_SAMPLES = 10_000
+
+
+@dataclass(frozen=True)
+class GanspaceOptions:
+    """Options of :func:`ganspace` (the defaults of ``dirfind ganspace``)."""
+
+    space: str | None = option(
+        None,
+        "PCA space: w (style-based default), z, or a layer's activations, e.g. act:main.2 (DCGAN default).",
+        metavar="w|z|act:LAYER",
+    )
+    n: int = option(1_000_000, "Samples for the PCA.")
+    k: int = option(80, "Number of components.")
+    layers: tuple[int, ...] | None = option(
+        None, "w+ layers the directions edit (w space), e.g. 0-1, 2-5 (default all).", metavar="SPEC"
+    )
+    solver: str = option(
+        "auto",
+        "exact: float64 covariance + eigh (D^2 memory); randomized: block Rayleigh-Ritz passes (O(D k) memory); "
+        "auto: exact up to D=2048.",
+        choices=SOLVERS,
+    )
+    tol: float = option(1e-4, "Randomized solver: residual tolerance.")
+    max_passes: int = option(25, "Randomized solver: pass limit.")
+    n_regression: int | None = option(
+        None, "Fresh samples for regressing activation components to the latent (default max(10000, n))."
+    )
+    batch_size: int = option(500, "Samples per generator call.")
+    shard: tuple[int, int] | None = option(None, "Only shard K of N: partial statistics to merge.")
+    width: int | None = None  # randomized solver block width (default 2k)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.layers is not None:
+            object.__setattr__(self, "layers", tuple(int(i) for i in self.layers))
+        object.__setattr__(self, "shard", check_shard(self.shard))
+        if not (self.tol > 0 and self.max_passes >= 1):
+            raise BadInputError("tol must be > 0 and max_passes >= 1", param=("tol", "max_passes"))
 
 
 def default_space(gen: Generator) -> str:
@@ -50,7 +94,9 @@ def default_space(gen: Generator) -> str:
         return "w"
     name = getattr(gen, "pca_activation", None)
     if not name:
-        raise BadInputError(f"choose --space act:LAYER for {gen.family} (layers: {', '.join(gen.activation_names())})")
+        raise BadInputError(
+            f"choose space act:LAYER for {gen.family} (layers: {', '.join(gen.activation_names())})", param="space"
+        )
     return f"act:{name}"
 
 
@@ -96,7 +142,7 @@ def regression_samples(n: int, n_regression: int | None) -> int:
     if n_regression is None:
         return max(MIN_REGRESSION_SAMPLES, n)
     if n_regression < 2:
-        raise BadInputError(f"--regression-n must be at least 2, got {n_regression}")
+        raise BadInputError(f"n_regression must be at least 2, got {n_regression}", param="n_regression")
     return int(n_regression)
 
 
@@ -106,9 +152,9 @@ class Plan:
     (the tolerance and pass limit may change between a run and its resumption)."""
 
     stream: SampleStream
+    opts: GanspaceOptions
     k: int
     solver: str
-    width: int | None
     n_regression: int
     layers: list[int] | None
     identity: dict[str, Any]
@@ -118,32 +164,23 @@ class Plan:
         return {**self.identity, "shard": list(self.stream.shard) if self.stream.shard else None}
 
 
-def plan(
-    gen: Generator,
-    *,
-    space: str | None = None,
-    n: int = 1_000_000,
-    k: int = 80,
-    batch_size: int = 500,
-    seed: int = 0,
-    layers: Sequence[int] | None = None,
-    solver: str = "auto",
-    width: int | None = None,
-    n_regression: int | None = None,
-    shard: tuple[int, int] | None = None,
-) -> Plan:
+def plan(gen: Generator, opts: GanspaceOptions | None = None, /, **changes: Any) -> Plan:
     """Validate the options of a run (before any sampling) and resolve the defaults."""
-    space = space or default_space(gen)
+    o = replace(opts or GanspaceOptions(), **changes)
+    space = o.space or default_space(gen)
     fs = feature_space(gen, space)
     if fs.kind == "latent" and fs.spec == "w+":
         raise BadInputError(
-            f"GANSpace runs PCA in w (or z, or an activation); use --space {gen.layer_space()} and --layers"
+            f"GANSpace runs PCA in w (or z, or an activation); use space {gen.layer_space()} and layers",
+            param=("space", "layers"),
         )
-    stream = SampleStream(gen, n, space, seed=seed, stream=STREAMS["samples"], batch_size=batch_size, shard=shard)
-    k = check_k(k, n, stream.dim)
-    solver = choose_solver(solver, stream.dim)
-    n_reg = regression_samples(n, n_regression) if fs.is_activation else 0
-    lay = _check_layers(gen, fs.latent_space, layers)
+    stream = SampleStream(
+        gen, o.n, space, seed=o.seed, stream=STREAMS["samples"], batch_size=o.batch_size, shard=o.shard
+    )
+    k = check_k(o.k, o.n, stream.dim)
+    solver = choose_solver(o.solver, stream.dim)
+    n_reg = regression_samples(o.n, o.n_regression) if fs.is_activation else 0
+    lay = _check_layers(gen, fs.latent_space, o.layers)
     samples = stream.identity()
     for key in ("start", "stop", "shard"):
         samples.pop(key)
@@ -152,11 +189,11 @@ def plan(
         "samples": samples,
         "k": k,
         "solver": solver,
-        "width": width,
+        "width": o.width,
         "n_regression": n_reg,
         "layers": lay,
     }
-    return Plan(stream, k, solver, width, n_reg, lay, ident)
+    return Plan(stream, o, k, solver, n_reg, lay, ident)
 
 
 def _check_layers(gen: Generator, space: str, layers: Sequence[int] | None) -> list[int] | None:
@@ -164,58 +201,62 @@ def _check_layers(gen: Generator, space: str, layers: Sequence[int] | None) -> l
         return None
     if space == "z" and gen.layer_space() != "z":
         raise BadInputError(
-            "--layers applies to style-based generators (w space) and per-layer z (BigGAN); this bank edits z"
+            "layers apply to style-based generators (w space) and per-layer z (BigGAN); this bank edits z",
+            param="layers",
         )
-    bad = [i for i in layers if not 0 <= i < gen.num_ws]
-    if bad:
-        raise BadInputError(f"layer {bad[0]} out of range 0..{gen.num_ws - 1}")
-    return list(layers)
+    return gen.check_layers(layers)
 
 
 def ganspace(
     gen: Generator,
+    opts: GanspaceOptions | None = None,
+    /,
     *,
-    space: str | None = None,
-    n: int = 1_000_000,
-    k: int = 80,
-    batch_size: int = 500,
-    seed: int = 0,
-    layers: Sequence[int] | None = None,
-    solver: str = "auto",
-    tol: float = 1e-4,
-    max_passes: int = 25,
-    width: int | None = None,
-    n_regression: int | None = None,
+    out: str | Path | None = None,
+    resume: bool = False,
+    force: bool = False,
+    every: float = 60.0,
     job: Job | None = None,
+    **changes: Any,
 ) -> DirectionBank:
     """GANSpace directions of ``gen`` as a bank (see the module docstring).
 
-    ``space``: ``w``, ``z`` or ``act:NAME`` (default: w for style families, else the family's
-    preferred activation). ``n`` samples (stream 0 of ``seed``); ``k`` components; ``solver``
-    ``auto|exact|randomized`` (:mod:`dirfind.pca`); ``n_regression`` fresh samples (stream 1) for
-    the regression of activation components to the latent. ``job`` makes the run resumable.
+    Parameters
+    ----------
+    gen : Generator
+        The generator to sample.
+    opts : GanspaceOptions, optional
+        ``space`` (``w``, ``z`` or ``act:NAME``; default w for style families, else the family's
+        preferred activation), ``n`` samples (stream 0 of ``seed``), ``k`` components, ``solver``
+        (``auto|exact|randomized``), ``n_regression`` fresh samples (stream 1) for the regression of
+        activation components to the latent, ``layers`` the bank edits; keyword ``changes``
+        override its fields.
+    out : str or Path, optional
+        Save the bank there; the run is then resumable from ``<out>.progress/`` (``resume``,
+        ``force``, ``every``: seconds between checkpoints).
+    job : Job, optional
+        An explicit job to checkpoint into instead (``out`` unused).
+
+    Returns
+    -------
+    DirectionBank
+        Unit components (latent directions) with sigma scales and explained-variance scores.
     """
-    p = plan(
-        gen,
-        space=space,
-        n=n,
-        k=k,
-        batch_size=batch_size,
-        seed=seed,
-        layers=layers,
-        solver=solver,
-        width=width,
-        n_regression=n_regression,
-    )
-    return run(gen, p, job=job, tol=tol, max_passes=max_passes)
-
-
-def run(gen: Generator, p: Plan, *, job: Job | None = None, tol: float = 1e-4, max_passes: int = 25) -> DirectionBank:
-    """Run a planned (unsharded) GANSpace computation, resumable through ``job``."""
+    p = plan(gen, opts, **changes)
     if p.stream.shard is not None:
-        raise BadInputError("a sharded plan produces partial statistics: use run_shard")
-    job = job or Job(None, p.job_identity)
-    pca = streaming_pca(p.stream, p.k, solver=p.solver, job=job, tol=tol, max_passes=max_passes, width=p.width)
+        raise BadInputError("a sharded run produces partial statistics: use ganspace_shard", param="shard")
+    if job is not None:
+        return _run(gen, p, job)
+    with resumable(out, p.job_identity, resume=resume, force=force, every=every) as job:
+        bank = _run(gen, p, job)
+        if out is not None:
+            bank.save(out, force=force or job.resumed)
+    return bank
+
+
+def _run(gen: Generator, p: Plan, job: Job) -> DirectionBank:
+    o = p.opts
+    pca = streaming_pca(p.stream, p.k, solver=p.solver, job=job, tol=o.tol, max_passes=o.max_passes, width=o.width)
     return finish(gen, p, pca, job=job)
 
 
@@ -301,42 +342,58 @@ def finish(gen: Generator, p: Plan, pca: PCAResult, *, job: Job) -> DirectionBan
 PARTIAL_FORMAT = "dirfind.ganspace-partial"
 
 
-def run_shard(gen: Generator, p: Plan, *, job: Job | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Statistics of one shard (exact solver only): (meta, arrays) of a partial file that
+def ganspace_shard(
+    gen: Generator,
+    opts: GanspaceOptions | None = None,
+    /,
+    *,
+    out: str | Path | None = None,
+    resume: bool = False,
+    force: bool = False,
+    every: float = 60.0,
+    **changes: Any,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Statistics of one shard (``opts.shard``; exact solver only): the (meta, arrays) of a
+    partial file, written to ``out`` when given (resumable like :func:`ganspace`), that
     :func:`merge_partials` combines with the other shards into the bank."""
+    p = plan(gen, opts, **changes)
     stream = p.stream
     if stream.shard is None:
-        raise BadInputError("run_shard needs a plan with a shard")
+        raise BadInputError("ganspace_shard needs options with a shard", param="shard")
     if p.solver != "exact":
         raise BadInputError(
-            f"--shard needs the single-pass exact solver (D = {stream.dim} would use the multi-pass randomized "
-            "one); pass --solver exact (memory: D^2 float64) or run unsharded"
+            f"shard needs the single-pass exact PCA (D = {stream.dim} would use the multi-pass randomized "
+            "one); pass solver exact (memory: D^2 float64) or run unsharded",
+            param=("shard", "solver"),
         )
     k, parts = stream.shard
-    stats = reduce_stream(
-        stream,
-        MeanCov(stream.dim, gen.device),
-        job=job or Job(None, p.job_identity),
-        stage="cov",
-        desc=f"pca shard {k}/{parts}",
-    )
-    meta = {
-        "format": PARTIAL_FORMAT,
-        "identity": p.identity,
-        "range": [stream.start, stream.stop],
-        "shard": [k, parts],
-        "batch_size": stream.batch_size,
-        "generator": generator_identity(gen),
-    }
-    return meta, stats.state_dict()
+    with resumable(out, p.job_identity, resume=resume, force=force, every=every) as job:
+        stats = reduce_stream(
+            stream, MeanCov(stream.dim, gen.device), job=job, stage="cov", desc=f"pca shard {k}/{parts}"
+        )
+        meta = {
+            "format": PARTIAL_FORMAT,
+            "identity": p.identity,
+            "range": [stream.start, stream.stop],
+            "shard": [k, parts],
+            "batch_size": stream.batch_size,
+            "generator": generator_identity(gen),
+        }
+        arrays = stats.state_dict()
+        if out is not None:
+            write_meta_npz(out, meta, arrays, force=True)
+    return meta, arrays
+
+
+def read_partial(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(meta, arrays) of a partial file written by :func:`ganspace_shard`."""
+    return read_meta_npz(path, "GANSpace partial file", PARTIAL_FORMAT)
 
 
 def merge_partials(
     gen: Generator, parts: list[tuple[dict[str, Any], dict[str, np.ndarray]]], job: Job | None = None
 ) -> DirectionBank:
     """Combine shard statistics (which must cover all n samples exactly once) into the bank."""
-    from ..samples import check_coverage
-
     ident = parts[0][0]["identity"]
     for meta, _ in parts[1:]:
         if meta["identity"] != ident:
@@ -346,6 +403,7 @@ def merge_partials(
     fp = s["generator"]["fingerprint"]
     if gen.fingerprint and fp and gen.fingerprint != fp:
         raise MismatchError("the partial files were made with a different checkpoint")
+    gen = gen.with_settings(**RenderSettings.from_record(s["generator"]))
     p = plan(
         gen,
         space=s["space"],
@@ -356,6 +414,7 @@ def merge_partials(
         layers=ident["layers"],
         solver=ident["solver"],
         n_regression=ident["n_regression"] or None,
+        width=ident.get("width"),
     )
     if json_normal(p.identity) != ident:
         raise MismatchError("the generator's settings differ from those the partial files were made with")
@@ -365,3 +424,27 @@ def merge_partials(
         part.load_state_dict(arrays)
         stats.merge(part)
     return finish(gen, p, pca_from_cov(stats, p.k), job=job or Job(None, ident))
+
+
+def merge_files(
+    paths: Sequence[str | Path],
+    out: str | Path,
+    *,
+    ckpt: str | None = None,
+    device: str = "cpu",
+    force: bool = False,
+) -> dict[str, Any]:
+    """Merge partial files into a bank saved at ``out``; the generator is ``ckpt`` or the one the
+    partials record."""
+    from ..generators import load_generator
+    from ..util.fileio import check_writable
+
+    check_writable(out, force)
+    parts = [read_partial(p) for p in paths]
+    gen = load_generator(ckpt or checkpoint_of(parts[0][0].get("generator") or {}), device=device)
+    bank = merge_partials(gen, parts)
+    bank.save(out, force=force)
+    return {"out": str(out), "parts": len(paths), "bank": bank}
+
+
+register_merger(PARTIAL_FORMAT, merge_files, "directions.npz")

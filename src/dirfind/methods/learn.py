@@ -15,42 +15,92 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from ..bank import DirectionBank, generator_identity
+from ..core.jobs import Job, resumable
+from ..core.jvp import require_deterministic
 from ..errors import BadInputError
 from ..generators.base import Generator
-from ..jacobian import require_deterministic
-from ..jobs import Job
-from ..progress import bar, log
-from .hessian import hessian_penalty
-from .orojar import orojar_penalty
+from ..util.options import check_choice, check_positive, option
+from ..util.progress import bar, log
+from .penalties import ESTIMATORS, hessian_penalty, orojar_penalty
 
 PENALTIES: dict[str, Callable[..., torch.Tensor]] = {"hessian": hessian_penalty, "orojar": orojar_penalty}
 STAGE = "train"
 
 
-@dataclass
-class LearnConfig:
-    """Options of one learning run (all of them define the run's identity except ``steps``)."""
+@dataclass(frozen=True)
+class LearnOptions:
+    """Options shared by the learners (official defaults). All but ``steps`` and
+    ``checkpoint_steps`` define a run's identity."""
 
-    method: str = "hessian"
-    ndirs: int | None = None  # default: the slice width
-    steps: int = 1000
-    batch_size: int = 8
-    lr: float = 0.01
-    path_size: float = 5.0
-    k: int = 2
-    epsilon: float = 0.1
-    estimator: str = "fd"
-    search_space: str = "all"
-    space: str = "z"
-    init: str = "random"
+    method: ClassVar[str] = ""
+    ndirs: int | None = option(None, "Directions to learn (default: the searched slice's width).")
+    steps: int = option(1000, "Optimisation steps (in total).")
+    batch_size: int = option(8, "Samples per step.")
+    lr: float = option(0.01, "Adam learning rate.")
+    estimator: str = option(
+        "fd", "fd: official finite differences (epsilon); exact: forward-mode derivatives.", choices=ESTIMATORS
+    )
+    probes: int = option(2, "Rademacher probes per sample.")
+    epsilon: float = option(0.1, "Finite-difference step (fd).")
+    search_space: str = option(
+        "all",
+        "Slice of the latent the directions live in (coarse/mid/fine = thirds).",
+        metavar="all|coarse|mid|fine|A:B",
+    )
+    space: str = option("z", "Edit space.", choices=("z", "w"))
+    init: str = option("random", "Initial A.", choices=("random", "coords"))
+    checkpoint_steps: int = option(100, "Save progress every N steps.")
     seed: int = 0
+
+    #: distances along a direction ~ U[-path_size, path_size] (Hessian Penalty; none for OroJaR)
+    path_size: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_choice(self.estimator, "estimator", ESTIMATORS)
+        check_choice(self.init, "init", ("random", "coords"))
+        if self.space not in ("z", "w"):
+            raise BadInputError(
+                f"direction learning edits z or w (one vector for all layers), not {self.space}", param="space"
+            )
+        check_positive(self.steps, "steps")
+        check_positive(self.batch_size, "batch_size")
+        check_positive(self.probes, "probes", 2)
+        check_positive(self.checkpoint_steps, "checkpoint_steps")
+        check_positive(self.lr, "lr", 0, strict=True)
+        check_positive(self.epsilon, "epsilon", 0, strict=True)
+        check_positive(self.path_size, "path_size", 0)
+        if self.ndirs is not None:
+            check_positive(self.ndirs, "ndirs")
+
+    def identity(self) -> dict[str, Any]:
+        """What a resumed run must share with the saved one (``steps`` may grow)."""
+        d = asdict(self)
+        for key in ("steps", "checkpoint_steps"):
+            d.pop(key)
+        return {"method": self.method, **d}
+
+
+@dataclass(frozen=True)
+class HessianOptions(LearnOptions):
+    """Options of the Hessian Penalty learner (``dirfind hessian``)."""
+
+    method: ClassVar[str] = "hessian"
+    path_size: float = option(5.0, "Distances along a direction ~ U[-P, P].")
+
+
+@dataclass(frozen=True)
+class OrojarOptions(LearnOptions):
+    """Options of the OroJaR learner (``dirfind orojar``): no path, w = 0."""
+
+    method: ClassVar[str] = "orojar"
 
 
 def search_slice(spec: str, dim: int) -> tuple[int, int]:
@@ -65,9 +115,11 @@ def search_slice(spec: str, dim: int) -> tuple[int, int]:
     try:
         a, b = (int(v) for v in spec.split(":"))
     except ValueError:
-        raise BadInputError(f"--search-space must be all, coarse, mid, fine or START:END, got {spec!r}") from None
+        raise BadInputError(
+            f"search_space must be all, coarse, mid, fine or START:END, got {spec!r}", param="search_space"
+        ) from None
     if not 0 <= a < b <= dim:
-        raise BadInputError(f"--search-space {spec} is outside 0:{dim}")
+        raise BadInputError(f"search_space {spec} is outside 0:{dim}", param="search_space")
     return a, b
 
 
@@ -95,7 +147,7 @@ def coefficient_fn(
     return f
 
 
-def draw_step(gen: Generator, cfg: LearnConfig, ndirs: int, step: int) -> dict[str, np.ndarray]:
+def draw_step(gen: Generator, cfg: LearnOptions, ndirs: int, step: int) -> dict[str, np.ndarray]:
     """The random inputs of one step: latents z, coefficients w and ±1 probes."""
     rng = np.random.default_rng([cfg.seed, step])
     z = gen.draw_z(rng, cfg.batch_size)
@@ -104,11 +156,11 @@ def draw_step(gen: Generator, cfg: LearnConfig, ndirs: int, step: int) -> dict[s
         dirs = rng.integers(0, ndirs, cfg.batch_size)
         dist = rng.uniform(-cfg.path_size, cfg.path_size, cfg.batch_size)
         w[np.arange(cfg.batch_size), dirs] = dist
-    probes = (rng.integers(0, 2, (cfg.k, cfg.batch_size, ndirs)) * 2 - 1).astype(np.float32)
+    probes = (rng.integers(0, 2, (cfg.probes, cfg.batch_size, ndirs)) * 2 - 1).astype(np.float32)
     return {"z": z, "w": w, "probes": probes}
 
 
-def _step(gen: Generator, cfg: LearnConfig, a: torch.nn.Parameter, opt: torch.optim.Optimizer, step: int, sl) -> float:
+def _step(gen: Generator, cfg: LearnOptions, a: torch.nn.Parameter, opt: torch.optim.Optimizer, step: int, sl) -> float:
     """One optimisation step; returns the penalty before the update."""
     dev, dt = gen.device, gen.dtype
     d = draw_step(gen, cfg, a.shape[0], step)
@@ -149,48 +201,76 @@ def _restore_adam(opt: torch.optim.Optimizer, a: torch.Tensor, arrays: dict[str,
     }
 
 
-def identity(gen: Generator, cfg: LearnConfig) -> dict[str, Any]:
-    """What a resumed run must share with the saved one (``steps`` may grow)."""
-    d = asdict(cfg)
-    d.pop("steps")
-    return {"generator": gen.fingerprint, "family": gen.family, "render": gen.render_settings(), **d}
+def identity(gen: Generator, cfg: LearnOptions) -> dict[str, Any]:
+    """The identity of a learning run: generator, render settings and options but ``steps``."""
+    return {"generator": gen.fingerprint, "family": gen.family, "render": gen.settings.identity(), **cfg.identity()}
 
 
-def learn(gen: Generator, cfg: LearnConfig, job: Job | None = None, checkpoint_steps: int = 100) -> DirectionBank:
-    """Run (or continue, from ``job``) the optimisation and return the learned bank."""
+def learn(
+    gen: Generator,
+    cfg: LearnOptions,
+    /,
+    *,
+    out: str | Path | None = None,
+    resume: bool = False,
+    force: bool = False,
+    every: float = 0.0,
+    job: Job | None = None,
+    **changes: Any,
+) -> DirectionBank:
+    """Learn directions with the penalty of ``cfg`` (:class:`HessianOptions` or :class:`OrojarOptions`).
+
+    Parameters
+    ----------
+    gen : Generator
+        A deterministic generator (no random per-pixel noise).
+    cfg : LearnOptions
+        The learner and its options; keyword ``changes`` override its fields.
+    out : str or Path, optional
+        Save the bank there; the run then checkpoints into ``<out>.progress/`` every
+        ``checkpoint_steps`` steps and continues from it with ``resume`` (bit for bit).
+    job : Job, optional
+        An explicit job to checkpoint into instead.
+
+    Returns
+    -------
+    DirectionBank
+        K orthonormal directions with the loss history (``extra_loss_history``).
+    """
+    cfg = replace(cfg, **changes)
     if cfg.method not in PENALTIES:
-        raise BadInputError(f"unknown method {cfg.method!r}")
-    if cfg.estimator not in ("fd", "exact"):
-        raise BadInputError(f"--estimator must be fd or exact, got {cfg.estimator!r}")
+        raise BadInputError(f"unknown learner {type(cfg).__name__}; use HessianOptions or OrojarOptions")
     gen.check_space(cfg.space)
     require_deterministic(gen)
-    if cfg.space == "w+":
-        raise BadInputError("direction learning edits z or w (one vector for all layers), not w+")
-    for name, v, lo in (("--steps", cfg.steps, 1), ("--batch-size", cfg.batch_size, 1), ("-k", cfg.k, 2)):
-        if v < lo:
-            raise BadInputError(f"{name} must be at least {lo}, got {v}")
-    if not (cfg.lr > 0 and cfg.epsilon > 0 and cfg.path_size >= 0):
-        raise BadInputError("--lr and --epsilon must be positive and --path-size non-negative")
-    if checkpoint_steps < 1:
-        raise BadInputError(f"--checkpoint-steps must be at least 1, got {checkpoint_steps}")
     dim = gen.space_dim(cfg.space)
     sl = search_slice(cfg.search_space, dim)
     width = sl[1] - sl[0]
     ndirs = cfg.ndirs or width
     if not 1 <= ndirs <= width:
-        raise BadInputError(f"-k/--ndirs must be in 1..{width} (the searched slice width), got {ndirs}")
+        raise BadInputError(f"ndirs must be in 1..{width} (the searched slice width), got {ndirs}", param="ndirs")
+    if job is not None:
+        return _learn(gen, cfg, job, sl, ndirs)
+    with resumable(out, identity(gen, cfg), resume=resume, force=force, every=every) as job:
+        bank = _learn(gen, cfg, job, sl, ndirs)
+        if out is not None:
+            bank.save(out, force=force)
+    return bank
+
+
+def _learn(gen: Generator, cfg: LearnOptions, job: Job, sl: tuple[int, int], ndirs: int) -> DirectionBank:
+    """Run (or continue, from ``job``) the optimisation and return the learned bank."""
+    dim = gen.space_dim(cfg.space)
+    width = sl[1] - sl[0]
     tg = torch.Generator().manual_seed(cfg.seed)
     if cfg.init == "random":  # kaiming_normal_ (fan_in = width), as the official load_A random
         a0 = torch.randn(ndirs, width, generator=tg) * math.sqrt(2.0 / width)
-    elif cfg.init == "coords":
-        a0 = torch.eye(ndirs, width)
     else:
-        raise BadInputError(f"--init must be random or coords, got {cfg.init!r}")
+        a0 = torch.eye(ndirs, width)
     a = torch.nn.Parameter(a0.to(gen.device, gen.dtype))
     opt = torch.optim.Adam([a], lr=cfg.lr)
     history: list[float] = []
     start = 0
-    saved = job.stage(STAGE) if job is not None else None
+    saved = job.stage(STAGE)
     if saved is not None:
         with torch.no_grad():
             a.copy_(torch.from_numpy(saved.arrays["A"]))
@@ -199,11 +279,9 @@ def learn(gen: Generator, cfg: LearnConfig, job: Job | None = None, checkpoint_s
         start = saved.pos
         log(f"resuming {cfg.method} at step {start} of {cfg.steps}")
     if start > cfg.steps:
-        raise BadInputError(f"the saved run is already at step {start}; ask for --steps {start} or more")
+        raise BadInputError(f"the saved run is already at step {start}; ask for steps {start} or more", param="steps")
 
     def checkpoint(pos: int) -> None:
-        if job is None:
-            return
         arrays = {"A": a.detach().cpu().numpy(), "history": np.asarray(history, np.float64), **_adam_arrays(opt, a)}
         job.set_stage(STAGE, pos, arrays, done=pos >= cfg.steps)
         job.save()
@@ -213,7 +291,7 @@ def learn(gen: Generator, cfg: LearnConfig, job: Job | None = None, checkpoint_s
             history.append(_step(gen, cfg, a, opt, s, sl))
             pbar.update(1)
             pbar.set_postfix(loss=f"{history[-1]:.5g}")
-            if (s + 1) % checkpoint_steps == 0 and s + 1 < cfg.steps:
+            if (s + 1) % cfg.checkpoint_steps == 0 and s + 1 < cfg.steps:
                 checkpoint(s + 1)
     checkpoint(cfg.steps)
     with torch.no_grad():
@@ -237,7 +315,7 @@ def loss_summary(history: np.ndarray) -> dict[str, Any]:
 
 def _bank(
     gen: Generator,
-    cfg: LearnConfig,
+    cfg: LearnOptions,
     q: np.ndarray,
     history: np.ndarray,
     ndirs: int,
@@ -250,7 +328,7 @@ def _bank(
         method=cfg.method,
         generator=generator_identity(gen),
         names=[f"{cfg.method}_{i}" for i in range(len(q))],
-        params={**asdict(cfg), "ndirs": ndirs, "search_slice": list(sl)},
+        params={**cfg.identity(), "steps": cfg.steps, "ndirs": ndirs, "search_slice": list(sl)},
         info={
             "loss": loss_summary(history),
             "penalty": "hessian penalty (mean reduction)" if cfg.method == "hessian" else "orojar (mean reduction)",

@@ -18,15 +18,38 @@ positive, making output independent of the LAPACK build.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import scipy.linalg
 
 from ..bank import DirectionBank, generator_identity
 from ..errors import BadInputError
-from ..generators.base import Generator
+from ..generators.base import VARIANTS, Generator
+from ..util.options import check_choice, option
 
-VARIANTS = ("genforce", "rosinality")
+
+@dataclass(frozen=True)
+class SefaOptions:
+    """Options of :func:`sefa` (the defaults of ``dirfind sefa``)."""
+
+    layers: Sequence[int] | None = option(
+        None, "Latent-reading layers to factorise (w+ indices; default: the variant's choice).", metavar="SPEC"
+    )
+    k: int | None = option(None, "Keep the top K directions (default: all).")
+    variant: str = option(
+        "genforce",
+        "genforce = official SeFa (unit-normalised features); rosinality = unnormalised.",
+        choices=VARIANTS,
+    )
+
+    def __post_init__(self) -> None:
+        check_choice(self.variant, "variant", VARIANTS)
+        if self.k is not None and self.k < 1:
+            raise BadInputError(f"k must be at least 1, got {self.k}", param="k")
+        if self.layers is not None:
+            object.__setattr__(self, "layers", tuple(int(i) for i in self.layers))
 
 
 def factorize(a: np.ndarray, normalize: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -43,39 +66,43 @@ def factorize(a: np.ndarray, normalize: bool = True) -> tuple[np.ndarray, np.nda
     return vals, vecs
 
 
-def sefa(
-    gen: Generator,
-    layers: Sequence[int] | None = None,
-    k: int | None = None,
-    variant: str = "genforce",
-) -> DirectionBank:
+def sefa(gen: Generator, opts: SefaOptions | None = None, /, **changes: Any) -> DirectionBank:
     """SeFa directions of ``gen`` as a bank (space ``w`` for style-based families, else ``z``).
 
-    ``layers``: latent-reading layers to factorise (and to edit); None = the variant's default.
-    The bank records them wherever the generator can edit chosen layers (``layer_space()``: w, or
-    z on families whose w+ is per-layer z, such as BigGAN).
-    ``k``: keep the top-k directions (None = all).
+    Parameters
+    ----------
+    gen : Generator
+        The generator whose latent-reading weights are factorised.
+    opts : SefaOptions, optional
+        ``layers`` (latent-reading layers to factorise and to edit; None = the variant's default),
+        ``k`` (keep the top k; None = all) and ``variant`` (``genforce`` or ``rosinality``);
+        keyword ``changes`` override its fields (``sefa(gen, k=10)``).
+
+    Returns
+    -------
+    DirectionBank
+        Unit eigenvectors of AᵀA by descending eigenvalue (the scores). The bank records the
+        layers wherever the generator can edit chosen layers (``layer_space()``: w, or z on
+        families whose w+ is per-layer z, such as BigGAN).
     """
-    if variant not in VARIANTS:
-        raise BadInputError(f"SeFa variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
-    mats = gen.latent_weights(layers, variant)
+    o = replace(opts or SefaOptions(), **changes)
+    layers = None if o.layers is None else list(o.layers)
+    mats = gen.latent_weights(layers, o.variant)
     a = np.concatenate([m.detach().float().cpu().numpy() for m in mats.values()], axis=0)
-    vals, vecs = factorize(a, normalize=(variant == "genforce"))
+    vals, vecs = factorize(a, normalize=(o.variant == "genforce"))
     total = float(vals.sum())
-    if k is not None:
-        if k < 1:
-            raise BadInputError(f"-k must be at least 1, got {k}")
-        vals, vecs = vals[:k], vecs[:k]
+    if o.k is not None:
+        vals, vecs = vals[: o.k], vecs[: o.k]
     space = "w" if "w" in gen.spaces else "z"
     return DirectionBank(
         directions=vecs.astype(np.float32),
         space=space,
         method="sefa",
         generator=generator_identity(gen),
-        layers=None if (layers is None or gen.layer_space() != space) else list(layers),
+        layers=None if (layers is None or gen.layer_space() != space) else layers,
         scores=vals.astype(np.float32),
         names=[f"sefa_{i}" for i in range(len(vals))],
-        params={"variant": variant, "layers": None if layers is None else list(layers), "k": k},
+        params={"variant": o.variant, "layers": layers, "k": o.k},
         info={
             "weights": list(mats),
             "matrix_shape": list(a.shape),

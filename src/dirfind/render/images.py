@@ -5,19 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from ..errors import BadInputError
-from ..fileio import atomic_dir, atomic_path
+from ..util.fileio import atomic_dir, atomic_path
+from ..util.images import to_pil, to_uint8
 
 GRID_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """NCHW float in [-1, 1] -> NHWC uint8 (clamped, rounded), on the CPU."""
-    x = ((images.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
-    return x.permute(0, 2, 3, 1).cpu().numpy()
+__all__ = ["GRID_SUFFIXES", "grid", "output_kind", "to_uint8", "write_traversal"]
 
 
 def grid(tiles: np.ndarray, pad: int = 2, fill: int = 255) -> np.ndarray:
@@ -30,10 +26,6 @@ def grid(tiles: np.ndarray, pad: int = 2, fill: int = 255) -> np.ndarray:
     return out
 
 
-def _pil(img: np.ndarray) -> Image.Image:
-    return Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
-
-
 def output_kind(out: str | Path) -> str:
     """``grid`` for image files, ``gif`` for .gif, ``frames`` for a folder (trailing / or no suffix)."""
     s = str(out)
@@ -44,7 +36,7 @@ def output_kind(out: str | Path) -> str:
         return "grid"
     if s.endswith(("/", "\\")) or suffix == "":
         return "frames"
-    raise BadInputError(f"--out {out}: use an image file (.png/.jpg), a .gif, or a folder ending in /")
+    raise BadInputError(f"out {out}: use an image file (.png/.jpg), a .gif, or a folder ending in /", param="out")
 
 
 def write_traversal(tiles: np.ndarray, out: str | Path, force: bool = False, fps: float = 8.0) -> list[Path]:
@@ -54,12 +46,12 @@ def write_traversal(tiles: np.ndarray, out: str | Path, force: bool = False, fps
     path = Path(str(out).rstrip("/\\"))
     if kind == "grid":
         with atomic_path(path, force=force) as tmp:
-            _pil(grid(tiles)).save(tmp, format=Image.registered_extensions()[path.suffix.lower()])
+            to_pil(grid(tiles)).save(tmp, format=Image.registered_extensions()[path.suffix.lower()])
         return [path]
     frames = [grid(tiles[:, s : s + 1]) for s in range(tiles.shape[1])]
     if kind == "gif":
         loop = frames + frames[-2:0:-1]  # ping-pong so the animation loops without a jump
-        pil = [_pil(f) for f in loop]
+        pil = [to_pil(f) for f in loop]
         with atomic_path(path, force=force) as tmp:
             pil[0].save(
                 tmp,
@@ -74,6 +66,6 @@ def write_traversal(tiles: np.ndarray, out: str | Path, force: bool = False, fps
     written = []
     with atomic_dir(path, force=force) as tmp:
         for s, f in enumerate(frames):
-            _pil(f).save(tmp / f"{s:04d}.png")
+            to_pil(f).save(tmp / f"{s:04d}.png")
             written.append(path / f"{s:04d}.png")
     return written

@@ -3,16 +3,15 @@
 Working space: ``z`` banks edit z; ``w``/``w+`` banks edit the per-layer latent w+ at the bank's
 layers (or ``layers`` given here), so layer-restricted edits work the same for every style family.
 On generators whose w+ is per-layer z (BigGAN), a ``z`` bank with layers (its own or ``layers``
-given here) is applied like a ``w`` bank, to those layers' copies of z.
-
-Steps are plain offsets (the same for every sample) or, for hyperplane banks with intercepts
-(InterFaceGAN), target signed distances: each sample moves so its distance to the hyperplane goes
-through the targets, whatever its starting distance.
+given here) is applied like a ``w`` bank, to those layers' copies of z. Render settings recorded in
+the bank (class, truncation, noise mode, transform) are the defaults.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,190 +19,169 @@ import numpy as np
 import torch
 
 from ..bank import DirectionBank
+from ..core.edits import base_latents, working_space
 from ..errors import BadInputError
 from ..generators.base import Generator
-from ..progress import bar
-from .images import to_uint8, write_traversal
+from ..generators.settings import RenderSettings
+from ..util.fileio import check_writable
+from ..util.options import check_positive, option
+from .batched import render
+from .edit import bank_edit, traversal_latents
+from .images import output_kind, write_traversal
+from .latents import read_latents
+
+#: samples a traversal shows when neither seeds nor latents are given
+DEFAULT_SEEDS = (0, 1, 2, 3)
 
 
-def working_space(bank: DirectionBank, layers: Sequence[int] | None = None) -> str:
-    """The latent space edits are applied in: ``z`` for z banks edited as a whole, else per-layer
-    ``w+`` (also for z banks with layers, their own or ``layers``)."""
-    return "z" if bank.space == "z" and bank.layers is None and layers is None else "w+"
+@dataclass(frozen=True)
+class TraverseOptions:
+    """How a traversal is stepped and rendered (the defaults of ``dirfind traverse``)."""
+
+    steps: int = option(9, "Steps along each direction.")
+    span: tuple[float, float] | None = option(
+        None, "Step range in the bank's step unit (default: the bank's, e.g. -3 3).", metavar="A B"
+    )
+    to_distance: tuple[float, float] | None = option(
+        None,
+        "Hyperplane banks (interfacegan): move each sample so its signed distance goes from A to B.",
+        metavar="A B",
+    )
+    layers: tuple[int, ...] | None = option(
+        None, "Edit only these w+ layers (w banks; z banks of BigGAN).", metavar="SPEC"
+    )
+    origin: bool | None = option(
+        None, "Also render a local bank's own sample first (default: alone when no seeds/latents are given)."
+    )
+    batch_size: int = option(32, "Images per generator call.")
+    fps: float = option(8.0, "GIF frames per second.")
+
+    def __post_init__(self) -> None:
+        check_positive(self.steps, "steps")
+        check_positive(self.batch_size, "batch_size")
+        check_positive(self.fps, "fps", 0, strict=True)
+        if self.span is not None and self.to_distance is not None:
+            raise BadInputError("give span or to_distance, not both", param=("span", "to_distance"))
+        for name in ("span", "to_distance"):
+            v = getattr(self, name)
+            if v is not None:
+                if len(v) != 2 or not all(math.isfinite(float(x)) for x in v):
+                    raise BadInputError(f"{name} must be two finite numbers, got {v}", param=name)
+                object.__setattr__(self, name, (float(v[0]), float(v[1])))
+        if self.layers is not None:
+            object.__setattr__(self, "layers", tuple(int(i) for i in self.layers))
 
 
-def edit_layers(gen: Generator, bank: DirectionBank, layers: Sequence[int] | None = None) -> list[int]:
-    """Layers of w+ an edit touches: ``layers`` if given (w banks, and z banks where w+ is
-    per-layer z), else the bank's, else all; ``[]`` for an edit of z itself."""
-    if bank.space == "z":
-        if layers is None and bank.layers is None:
-            return []
-        if gen.layer_space() != "z":
-            raise BadInputError(
-                f"--layers applies to w/w+ banks (and z banks of generators with per-layer z); "
-                f"this bank edits z and {gen.family} has no per-layer z"
-            )
-    if layers is not None:
-        if bank.space == "w+":
-            raise BadInputError("--layers cannot change a per-layer (w+) bank's layers")
-        bad = [i for i in layers if not 0 <= i < gen.num_ws]
-        if bad:
-            raise BadInputError(f"layer {bad[0]} out of range 0..{gen.num_ws - 1}")
-        return list(layers)
-    return list(bank.layers) if bank.layers is not None else list(range(gen.num_ws))
-
-
-def offsets(
-    bank: DirectionBank, index: int, alphas: Sequence[float], layers: Sequence[int], num_ws: int
-) -> torch.Tensor:
-    """Latent offsets for direction ``index`` at each step: (S, D) for z (``layers`` empty),
-    (S, num_ws, w_dim) for w+."""
-    d = torch.from_numpy(bank.directions[index] * bank.scales[index]).double()
-    a = torch.as_tensor(list(alphas), dtype=torch.float64)[:, None]
-    if bank.space == "z" and not layers:
-        return a * d
-    per_layer = d.reshape(len(layers), -1) if bank.space == "w+" else d.expand(len(layers), -1)
-    out = torch.zeros(len(alphas), num_ws, per_layer.shape[-1], dtype=torch.float64)
-    out[:, layers] = a[:, :, None] * per_layer
-    return out
-
-
-def signed_distance(
-    gen: Generator, bank: DirectionBank, index: int, latents: torch.Tensor, layers: Sequence[int] | None = None
-) -> torch.Tensor:
-    """Signed distances (N,) float64 of working-space latents to hyperplane ``index``:
-    ``direction · x + intercept`` with x the latent in the bank's space (for ``w`` banks and z banks
-    applied per layer, the mean of the edited w+ layers, so that a step of ``a`` along the
-    direction changes it by ``a``)."""
-    if bank.intercepts is None:
-        raise BadInputError(
-            f"the {bank.method} bank has no hyperplane intercepts; distances need a boundary bank (interfacegan)"
-        )
-    (k,) = bank.check_indices([index])
-    n = torch.from_numpy(bank.directions[k]).double().to(latents.device)
-    x = latents.double()
-    if working_space(bank, layers) == "z":
-        flat = x.reshape(len(x), -1)
-    else:
-        lay = edit_layers(gen, bank, layers)
-        flat = x[:, lay].reshape(len(x), -1) if bank.space == "w+" else x[:, lay].mean(1)
-    return flat @ n + float(bank.intercepts[k])
-
-
-def traversal_latents(
-    gen: Generator,
-    bank: DirectionBank,
-    base: torch.Tensor,
-    dirs: Sequence[int],
-    alphas: Sequence[float],
-    layers: Sequence[int] | None = None,
-    to_distance: bool = False,
-) -> torch.Tensor:
-    """Edited latents, shape (len(dirs), N, S, *latent) in :func:`working_space`.
-
-    ``base`` holds N unedited latents in the working space (see :func:`base_latents`).
-    ``to_distance``: ``alphas`` are target signed distances to each direction's hyperplane
-    instead of offsets; each sample gets its own offsets ``(target - distance) / scale``.
-    """
-    lay = edit_layers(gen, bank, layers)
-    out = []
-    for k in bank.check_indices(dirs):
-        if to_distance:
-            start = signed_distance(gen, bank, k, base, layers)
-            targets = torch.as_tensor(list(alphas), dtype=torch.float64, device=base.device)
-            a = (targets[None] - start[:, None]) / float(bank.scales[k])  # (N, S)
-            unit = offsets(bank, k, [1.0], lay, gen.num_ws)[0].to(base.device)
-            off = a.reshape(*a.shape, *([1] * unit.ndim)) * unit
-            out.append((base.double()[:, None] + off).to(base.dtype))
-        else:
-            off = offsets(bank, k, alphas, lay, gen.num_ws).to(base.device)
-            out.append((base.double()[:, None] + off[None]).to(base.dtype))
-    return torch.stack(out)
-
-
-def base_latents(
-    gen: Generator, bank: DirectionBank, z: torch.Tensor, layers: Sequence[int] | None = None
-) -> torch.Tensor:
-    """Unedited latents in the bank's working space for z (truncation applied by the generator)."""
-    with torch.inference_mode():
-        return gen.embed(z.to(gen.device, gen.dtype), working_space(bank, layers))
-
-
-def render(
-    gen: Generator, latents: torch.Tensor, space: str, batch_size: int = 32, desc: str | None = "render"
-) -> np.ndarray:
-    """Render latents (any leading shape) in batches; returns uint8 NHWC with the same leading shape."""
-    if batch_size < 1:
-        raise BadInputError(f"--batch-size must be at least 1, got {batch_size}")
-    lead = latents.shape[: latents.ndim - len(gen.latent_shape(space))]
-    flat = latents.reshape(-1, *gen.latent_shape(space))
-    chunks = []
-    with torch.inference_mode(), bar(total=len(flat), desc=desc, unit="img") as pbar:
-        for i in range(0, len(flat), batch_size):
-            x = flat[i : i + batch_size].to(gen.device, gen.dtype)
-            chunks.append(to_uint8(gen.synthesis(x, space)))
-            pbar.update(len(x))
-    imgs = np.concatenate(chunks) if chunks else np.zeros((0, gen.resolution, gen.resolution, gen.channels), np.uint8)
-    return imgs.reshape(*lead, *imgs.shape[1:])
+def bank_settings(gen: Generator, bank: DirectionBank) -> dict[str, Any]:
+    """The render settings recorded in ``bank`` that apply to ``gen`` (class only for
+    class-conditional generators, the transform only where it is supported)."""
+    rec = RenderSettings.from_record(bank.generator)
+    if not gen.num_classes:
+        rec.pop("class_index", None)
+    if not gen.supports_transform:
+        rec.pop("transform", None)
+    return rec
 
 
 def traverse(
     gen: Generator,
     bank: DirectionBank,
     dirs: Sequence[int],
+    opts: TraverseOptions | None = None,
     *,
     seeds: Sequence[int] | None = None,
-    latents: torch.Tensor | None = None,
-    steps: int = 9,
-    span: tuple[float, float] | None = None,
-    layers: Sequence[int] | None = None,
-    batch_size: int = 32,
+    latents: torch.Tensor | str | Path | None = None,
+    latent_space: str | None = None,
+    settings: Mapping[str, Any] | None = None,
     out: str | Path | None = None,
     force: bool = False,
-    fps: float = 8.0,
-    origin: bool = False,
-    to_distance: tuple[float, float] | None = None,
+    **changes: Any,
 ) -> dict[str, Any]:
-    """Render a traversal of ``dirs`` for ``seeds`` (or given working-space ``latents``).
+    """Render a traversal of ``dirs`` of ``bank`` for ``seeds`` (or given latents).
 
-    Returns ``{"images": (rows, steps, H, W, C) uint8, "alphas": [...], "files": [...]}``; rows are
-    direction-major (for each direction, every sample). ``span`` defaults to the bank's range.
-    ``origin``: also render the sample a local bank was computed at (``bank.origin``), first.
-    ``to_distance=(A, B)``: steps are signed distances A .. B to each direction's hyperplane
-    (banks with intercepts); ``alphas`` then holds the target distances.
+    Parameters
+    ----------
+    gen : Generator
+        The generator the bank was made for (another one only with ``force``).
+    bank : DirectionBank
+        The directions.
+    dirs : sequence of int
+        Direction indices (negative ones count from the end).
+    opts : TraverseOptions, optional
+        ``steps``, ``span`` (default: the bank's range) or ``to_distance`` (hyperplane banks:
+        target signed distances), ``layers``, ``origin`` (also render a local bank's own sample),
+        ``batch_size`` and ``fps``; keyword ``changes`` override its fields.
+    seeds : sequence of int, optional
+        Sample seeds (NVIDIA's ``RandomState(seed)`` convention); default 0-3 unless the bank's
+        origin is rendered alone.
+    latents : tensor or path, optional
+        Start latents instead: a tensor in the working space, or a ``.npy`` file of
+        ``latent_space`` latents (default: z for 2-D arrays, w+ for 3-D).
+    settings : mapping, optional
+        Render settings that override the bank's recorded ones (and the generator's).
+    out : str or Path, optional
+        A grid image, a ``.gif`` or a folder ending in ``/`` for numbered frames.
+    force : bool
+        Overwrite ``out``; use a bank made for another checkpoint.
+
+    Returns
+    -------
+    dict
+        ``images`` (rows, steps, H, W, C) uint8 with rows direction-major (for each direction,
+        every sample), ``alphas``, ``files``, ``rows``, ``samples``, ``seeds`` and ``origin``.
     """
-    if steps < 1:
-        raise BadInputError(f"--steps must be at least 1, got {steps}")
-    if to_distance is not None and span is not None:
-        raise BadInputError("give a step range or target distances, not both")
-    if to_distance is not None and bank.intercepts is None:
+    o = replace(opts or TraverseOptions(), **changes)
+    dirs = bank.check_indices(list(dirs))
+    if o.to_distance is not None and bank.intercepts is None:
         raise BadInputError(
-            f"the {bank.method} bank has no hyperplane intercepts; --to-distance needs a boundary bank (interfacegan)"
+            f"the {bank.method} bank has no hyperplane intercepts; to_distance needs a boundary bank (interfacegan)",
+            param="to_distance",
         )
-    lo, hi = to_distance if to_distance is not None else span if span is not None else bank.default_range
-    alphas = np.linspace(lo, hi, steps).tolist() if steps > 1 else [float(hi)]
-    if latents is None and seeds is None and not origin:
-        raise BadInputError("give seeds or latents to traverse")
-    edit_layers(gen, bank, layers)  # refuse bad --layers before rendering anything
-    space = working_space(bank, layers)
+    if out is not None:
+        output_kind(out)
+        check_writable(str(out).rstrip("/\\"), force)
+    if seeds is not None and latents is not None:
+        raise BadInputError("give seeds or latents, not both", param=("seeds", "latents"))
+    bank.check_generator(gen, force=force)  # first: another generator may not fit the recorded settings
+    gen = gen.with_settings(**bank_settings(gen, bank)).with_settings(**dict(settings or {}))
+    layers = None if o.layers is None else list(o.layers)
+    space, lay = bank_edit(gen, bank, layers)  # refuse bad layers before rendering anything
+    work = working_space(space, lay)
+    origin = o.origin if o.origin is not None else bank.origin is not None and seeds is None and latents is None
+    if seeds is None and latents is None and not origin:
+        seeds = DEFAULT_SEEDS
+    lo, hi = o.to_distance if o.to_distance is not None else o.span if o.span is not None else bank.default_range
+    alphas = np.linspace(lo, hi, o.steps).tolist() if o.steps > 1 else [float(hi)]
+    if isinstance(latents, (str, Path)):
+        latents = read_latents(gen, bank, latents, latent_space, layers)
     if latents is not None:
         base = latents.to(gen.device, gen.dtype)
     elif seeds is not None:
-        base = base_latents(gen, bank, gen.z_from_seeds(list(seeds)), layers)
+        base = base_latents(gen, gen.z_from_seeds(list(seeds)), space, lay)
     else:
-        base = torch.zeros(0, *gen.latent_shape(space), device=gen.device, dtype=gen.dtype)
+        base = torch.zeros(0, *gen.latent_shape(work), device=gen.device, dtype=gen.dtype)
     if origin:
         if bank.origin is None:
-            raise BadInputError("this bank records no origin sample (only local Jacobian banks do)")
+            raise BadInputError("this bank records no origin sample (only local Jacobian banks do)", param="origin")
         own = torch.from_numpy(bank.origin).to(gen.device, gen.dtype)
-        own_space = working_space(bank)  # where the bank was found; --layers may move a z bank to w+
+        own_space = working_space(bank.space, bank.layers)  # where the bank was found; layers may move a z bank to w+
         if tuple(own.shape) != tuple(gen.latent_shape(own_space)):
             raise BadInputError(f"bank origin of shape {tuple(own.shape)} does not fit this generator")
-        if own_space != space:
-            own = base_latents(gen, bank, own[None], layers)[0]
+        if own_space != work:
+            own = base_latents(gen, own[None], space, lay)[0]
         base = torch.cat([own[None], base])
-    edited = traversal_latents(gen, bank, base, dirs, alphas, layers, to_distance=to_distance is not None)
-    imgs = render(gen, edited, space, batch_size=batch_size)
+    edited = traversal_latents(gen, bank, base, dirs, alphas, layers, to_distance=o.to_distance is not None)
+    imgs = render(gen, edited, work, batch_size=o.batch_size)
     tiles = imgs.reshape(-1, *imgs.shape[2:])
-    files = write_traversal(tiles, out, force=force, fps=fps) if out is not None else []
-    return {"images": tiles, "alphas": alphas, "files": [str(f) for f in files]}
+    files = write_traversal(tiles, out, force=force, fps=o.fps) if out is not None else []
+    return {
+        "images": tiles,
+        "alphas": alphas,
+        "files": [str(f) for f in files],
+        "dirs": dirs,
+        "seeds": None if seeds is None else [int(s) for s in seeds],
+        "origin": bool(origin),
+        "samples": len(base),
+        "rows": len(dirs) * len(base),
+        "checkpoint": gen.checkpoint,
+    }

@@ -1,0 +1,154 @@
+"""Reducers of sample streams: bounded-size state built batch by batch that can be saved,
+restored and merged (the streaming covariance, per-sample collectors)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from ..errors import BadInputError
+from .sampling import Batch
+
+
+class Reducer(Protocol):
+    """Consumes batches into bounded-size state that can be saved, restored and merged."""
+
+    def update(self, batch: Batch) -> None: ...
+
+    def state_dict(self) -> dict[str, np.ndarray]: ...
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None: ...
+
+
+class MeanCov:
+    """Streaming float64 mean and scatter matrix of (B, D) features.
+
+    Each batch is centred on its own mean and merged with Chan et al.'s pairwise update
+    (``M2 = M2_a + M2_b + n_a n_b / n * d dᵀ``), which stays accurate when the mean is large
+    compared with the spread (ReLU activations). On the CPU the batch scatter is a BLAS ``dsyrk``
+    (half the flops of a matmul; the lower triangle is filled, :meth:`cov` symmetrises).
+    Memory: D x D float64 (512 MB at D = 8192).
+    """
+
+    def __init__(self, dim: int, device: torch.device | str = "cpu"):
+        self.dim = int(dim)
+        self.device = torch.device(device)
+        self.n = 0
+        self.mean = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
+        self.m2 = torch.zeros(self.dim, self.dim, dtype=torch.float64, device=self.device)
+        self._lower_only = self.device.type == "cpu"
+        self._buf: np.ndarray | None = None
+
+    def update(self, batch: Batch | torch.Tensor) -> None:
+        x = batch.flat if isinstance(batch, Batch) else batch
+        self.add(x)
+
+    def add(self, x: torch.Tensor) -> None:
+        x = x.reshape(len(x), -1)
+        nb = len(x)
+        if nb == 0:
+            return
+        if x.shape[1] != self.dim:
+            raise BadInputError(f"features have dimension {x.shape[1]}, expected {self.dim}")
+        if self._lower_only:
+            self._add_cpu(x.detach().cpu().numpy())
+            return
+        x = x.to(self.device, torch.float64)
+        mb = x.mean(0)
+        xc = x - mb
+        self.m2.addmm_(xc.T, xc)
+        self._merge_moments(nb, mb, None)
+
+    def _add_cpu(self, x: np.ndarray) -> None:
+        """CPU path in numpy + BLAS (no torch thread pool spinning between BLAS calls), centring
+        in a reused float64 buffer; the scatter and rank-1 updates fill the lower triangle."""
+        from scipy.linalg.blas import dsyr, dsyrk
+
+        nb = len(x)
+        if self._buf is None or len(self._buf) < nb:
+            self._buf = np.empty((nb, self.dim))
+        buf = self._buf[:nb]
+        np.copyto(buf, x)
+        mb = buf.mean(0)
+        buf -= mb
+        c = self.m2.numpy().T  # Fortran-ordered view of the C-ordered m2: its upper = our lower triangle
+        dsyrk(1.0, buf.T, beta=1.0, c=c, trans=0, lower=0, overwrite_c=1)
+        mean = self.mean.numpy()
+        na, n = self.n, self.n + nb
+        d = mb - mean
+        if na:
+            dsyr(na * nb / n, d, lower=0, a=c, overwrite_a=1)
+        mean += d * (nb / n)
+        self.n = n
+
+    def _merge_moments(self, nb: int, mb: torch.Tensor, m2b: torch.Tensor | None) -> None:
+        na, n = self.n, self.n + nb
+        d = mb - self.mean
+        if m2b is not None:
+            self.m2 += m2b
+        if na:
+            self.m2.addr_(d, d, alpha=na * nb / n)
+        self.mean += d * (nb / n)
+        self.n = n
+
+    def _full_m2(self) -> torch.Tensor:
+        m2 = self.m2
+        if self._lower_only:
+            m2 = torch.tril(m2) + torch.tril(m2, -1).T
+        return m2
+
+    def merge(self, other: MeanCov) -> MeanCov:
+        """Add another accumulator's samples (e.g. another shard); returns self."""
+        if other.dim != self.dim:
+            raise BadInputError(f"cannot merge statistics of dimension {other.dim} into {self.dim}")
+        if other.n:
+            self.m2 = self._full_m2().contiguous()  # full is also a valid "lower" state for later adds
+            self._merge_moments(other.n, other.mean.to(self.device), other._full_m2().to(self.device))
+        return self
+
+    def cov(self, ddof: int = 1) -> torch.Tensor:
+        """The covariance matrix (D x D float64), ``ddof=1`` as scikit-learn's PCA."""
+        if self.n <= ddof:
+            raise BadInputError(f"need more than {ddof} samples for a covariance, got {self.n}")
+        return self._full_m2() / (self.n - ddof)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {
+            "n": np.array(self.n, np.int64),
+            "mean": self.mean.cpu().numpy(),
+            "m2": self._full_m2().cpu().numpy(),
+        }
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        m2 = np.asarray(state["m2"], np.float64)
+        if m2.shape != (self.dim, self.dim):
+            raise BadInputError(f"saved statistics have shape {m2.shape}, expected ({self.dim}, {self.dim})")
+        self.n = int(state["n"])
+        self.mean = torch.from_numpy(np.array(state["mean"], np.float64)).to(self.device)
+        self.m2 = torch.from_numpy(np.array(m2)).to(self.device)  # full symmetric: tril stays valid
+
+
+class Collector:
+    """Keeps per-sample float32 arrays (e.g. z, scores) for samples ``start .. stop-1`` in memory."""
+
+    def __init__(self, start: int, stop: int, fields: dict[str, tuple[int, ...]]):
+        self.start, self.stop = int(start), int(stop)
+        self.data = {k: np.zeros((stop - start, *shape), np.float32) for k, shape in fields.items()}
+        self.filled = 0
+
+    def put(self, start: int, values: dict[str, np.ndarray | torch.Tensor]) -> None:
+        for k, v in values.items():
+            v = v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
+            self.data[k][start - self.start : start - self.start + len(v)] = v.reshape(len(v), *self.data[k].shape[1:])
+
+    def update(self, batch: Batch) -> None:
+        self.put(batch.start, {k: getattr(batch, k) for k in self.data if hasattr(batch, k)})
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return dict(self.data)
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        for k in self.data:
+            self.data[k][...] = state[k]

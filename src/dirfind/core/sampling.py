@@ -1,0 +1,371 @@
+"""The sampling engine: deterministic, shardable, resumable streams of latents and features.
+
+Every method that needs many samples (GANSpace, InterFaceGAN, ...) consumes a :class:`SampleStream`:
+an iterator of :class:`Batch` es (global sample indices, the z they came from, the latent in the
+stream's latent space and the requested features) computed on the generator's device, fed to
+*reducers* (:mod:`dirfind.core.reducers`) that keep bounded-size sufficient statistics and can
+save, load and merge their state.
+:func:`reduce_stream` runs a reducer over a stream with tqdm progress on stderr and periodic
+checkpoints in a :class:`~dirfind.core.jobs.Job`, so an interrupted run resumes at the last finished batch.
+
+Determinism. Sample ``i`` of stream ``(seed, stream)`` is row ``i % BLOCK`` of
+``gen.draw_z(np.random.default_rng([seed, stream, i // BLOCK]), BLOCK)``: z depends only on the
+index, never on the batch size, the shard or ``n`` (the first 1000 samples of a 1e6 run are the
+1000 samples of a 1000 run). Fixed blocks keep this fast (one generator per 1024 samples, about
+1 s per million 512-d latents, where ``RandomState(seed)`` per sample costs ~2 min per million)
+and go through the family's own prior (``draw_z``), so truncated priors work unchanged.
+``stream`` separates independent uses of one seed (GANSpace fits on stream 0, regresses on
+fresh samples from stream 1 and measures latent sigmas on stream 2).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import BadInputError
+from ..generators.base import Generator
+from ..util.progress import bar
+from .jobs import Job
+from .shards import shard_range
+
+#: Samples per random block (part of the sample recipe: changing it changes every stream).
+BLOCK = 1024
+
+#: Named independent sub-streams of one seed.
+STREAMS = {"samples": 0, "regression": 1, "scale": 2}
+
+# ---------------------------------------------------------------------- seeds, blocks and shards
+
+
+def check_seed(seed: int | None) -> int:
+    """The sampling seed (``None`` -> 0); must be a non-negative integer."""
+    seed = 0 if seed is None else int(seed)
+    if seed < 0:
+        raise BadInputError(f"seed must be >= 0, got {seed}", param="seed")
+    return seed
+
+
+def draw_z(gen: Generator, start: int, stop: int, seed: int = 0, stream: int = 0) -> np.ndarray:
+    """z (float32, (stop - start, z_dim)) of the samples with global indices ``start .. stop-1``."""
+    if not 0 <= start <= stop:
+        raise BadInputError(f"bad sample range {start}..{stop}")
+    parts = []
+    for b in range(start // BLOCK, (stop + BLOCK - 1) // BLOCK):
+        block = gen.draw_z(np.random.default_rng([seed, stream, b]), BLOCK)
+        lo, hi = max(start, b * BLOCK) - b * BLOCK, min(stop, (b + 1) * BLOCK) - b * BLOCK
+        parts.append(block[lo:hi])
+    if not parts:
+        return np.zeros((0, gen.z_dim), np.float32)
+    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+
+
+# ---------------------------------------------------------------------- feature spaces
+
+
+@dataclass(frozen=True)
+class FeatureSpace:
+    """What a stream yields per sample: a latent (``z``/``w``/``w+``) or a named activation.
+
+    ``latent_space`` is the space the latent of each batch lives in (the input of the activation).
+    """
+
+    spec: str
+    kind: str  # "latent" | "act"
+    latent_space: str
+    name: str = ""
+
+    @property
+    def is_activation(self) -> bool:
+        return self.kind == "act"
+
+
+def feature_space(gen: Generator, spec: str, latent_space: str | None = None) -> FeatureSpace:
+    """Parse ``z``, ``w``, ``w+`` or ``act:NAME`` for ``gen``. Activations are computed from
+    ``latent_space`` (default: ``w`` for style-based families, else ``z``), as GANSpace does."""
+    spec = str(spec).strip()
+    if spec.startswith("act:"):
+        name = gen.check_activation(spec[4:])
+        lat = latent_space or ("w" if "w" in gen.spaces else "z")
+        gen.check_space(lat)
+        if lat == "w+":
+            raise BadInputError("activations are computed from z or w latents, not w+", param="space")
+        return FeatureSpace(spec, "act", lat, name)
+    if spec not in ("z", "w", "w+"):
+        raise BadInputError(f"space must be z, w, w+ or act:LAYER, got {spec!r}", param="space")
+    gen.check_space(spec)
+    return FeatureSpace(spec, "latent", spec)
+
+
+# ---------------------------------------------------------------------- streams
+
+
+@dataclass
+class Batch:
+    """One device batch of a stream: samples ``start .. stop-1``.
+
+    ``z``: (B, z_dim) prior samples; ``latent``: the same in the stream's latent space;
+    ``x``: the features (= ``latent`` for latent spaces), all on the generator's device.
+    """
+
+    start: int
+    stop: int
+    z: torch.Tensor
+    latent: torch.Tensor
+    x: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    @property
+    def indices(self) -> np.ndarray:
+        return np.arange(self.start, self.stop, dtype=np.int64)
+
+    @property
+    def flat(self) -> torch.Tensor:
+        """Features as a (B, D) matrix."""
+        return self.x.reshape(len(self), -1)
+
+
+class SampleStream:
+    """Samples ``start .. stop-1`` of stream (``seed``, ``stream``) through ``gen``, in device batches.
+
+    ``space``: ``z``, ``w``, ``w+`` or ``act:NAME`` (see :func:`feature_space`). Iterating is
+    deterministic and independent of ``batch_size``; ``shard`` restricts to one of N disjoint ranges.
+    """
+
+    def __init__(
+        self,
+        gen: Generator,
+        n: int,
+        space: str = "z",
+        *,
+        seed: int | None = 0,
+        stream: int = 0,
+        batch_size: int = 256,
+        shard: tuple[int, int] | None = None,
+        latent_space: str | None = None,
+    ):
+        if n < 1:
+            raise BadInputError(f"n must be at least 1, got {n}", param="n")
+        if batch_size < 1:
+            raise BadInputError(f"batch_size must be at least 1, got {batch_size}", param="batch_size")
+        self.gen = gen
+        self.n = int(n)
+        self.seed = check_seed(seed)
+        self.stream = int(stream)
+        self.batch_size = int(batch_size)
+        self.shard = shard
+        self.start, self.stop = shard_range(self.n, shard)
+        if self.stop == self.start:
+            raise BadInputError(f"shard {shard[0]}/{shard[1]} of {n} samples is empty; use fewer shards", param="shard")
+        self.space = feature_space(gen, space, latent_space)
+        self._shape: tuple[int, ...] | None = None
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    # ------------------------------------------------------------------ recipe
+    def identity(self) -> dict[str, Any]:
+        """Everything that determines the samples (for resume checks and output metadata)."""
+        g = self.gen
+        return {
+            "space": self.space.spec,
+            "latent_space": self.space.latent_space,
+            "n": self.n,
+            "seed": self.seed,
+            "stream": self.stream,
+            "block": BLOCK,
+            "start": self.start,
+            "stop": self.stop,
+            "shard": list(self.shard) if self.shard else None,
+            "generator": {"family": g.family, "fingerprint": g.fingerprint, **g.settings.identity()},
+        }
+
+    @property
+    def feature_shape(self) -> tuple[int, ...]:
+        """Shape of one sample's features (computed once from a single forward)."""
+        if self._shape is None:
+            if self.space.kind == "latent":
+                self._shape = tuple(self.gen.latent_shape(self.space.spec))
+            else:
+                _, lat = self.embed(draw_z(self.gen, 0, 1, self.seed, self.stream))
+                self._shape = tuple(self.features(lat).shape[1:])
+        return self._shape
+
+    @property
+    def dim(self) -> int:
+        return int(np.prod(self.feature_shape))
+
+    # ------------------------------------------------------------------ computing batches
+    def embed(self, z: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(z, latent in the stream's latent space), both on the generator's device."""
+        gen = self.gen
+        zt = torch.as_tensor(z).to(gen.device, gen.dtype)
+        with torch.inference_mode():
+            return zt, gen.embed(zt, self.space.latent_space)
+
+    def features(self, latent: torch.Tensor) -> torch.Tensor:
+        """The stream's features of latents in its latent space (the latent itself for latent spaces)."""
+        if self.space.kind == "latent":
+            return latent
+        with torch.inference_mode():
+            return self.gen.activation(latent, self.space.latent_space, self.space.name).float()
+
+    def batch(self, start: int, stop: int) -> Batch:
+        """The batch of samples ``start .. stop-1`` (any range, not only this stream's batches)."""
+        z, lat = self.embed(draw_z(self.gen, start, stop, self.seed, self.stream))
+        return Batch(start, stop, z, lat, self.features(lat))
+
+    def batches(self, start: int | None = None) -> Iterator[Batch]:
+        """Batches from ``start`` (default: the stream's start) to the end of the stream."""
+        pos = self.start if start is None else int(start)
+        if not self.start <= pos <= self.stop:
+            raise BadInputError(f"resume position {pos} outside the stream's range {self.start}..{self.stop}")
+        while pos < self.stop:
+            hi = min(pos + self.batch_size, self.stop)
+            yield self.batch(pos, hi)
+            pos = hi
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self.batches()
+
+
+# ---------------------------------------------------------------------- latents by index
+
+
+class StreamLatents:
+    """Training features of samples ``0 .. n-1`` of a sample stream, recomputed on demand.
+
+    ``rows[idx]`` draws the blocks holding ``idx`` (the recipe above), embeds
+    them in ``space`` on the generator's device and returns (len(idx), D) float32 features
+    (``layers`` of w+ concatenated). Nothing but the requested rows is kept.
+    """
+
+    def __init__(
+        self,
+        gen: Generator,
+        n: int,
+        space: str,
+        *,
+        seed: int = 0,
+        stream: int = 0,
+        layers: Sequence[int] | None = None,
+        batch_size: int = 256,
+    ):
+        self.gen, self.n, self.space, self.seed, self.stream = gen, int(n), space, int(seed), int(stream)
+        self.layers = None if layers is None else list(layers)
+        self.batch_size = batch_size
+        shape = gen.latent_shape(space)
+        dim = (len(self.layers) * shape[-1]) if (space == "w+" and self.layers is not None) else int(np.prod(shape))
+        self.shape = (self.n, dim)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, idx: np.ndarray) -> np.ndarray:
+        idx = np.asarray(idx, np.int64).ravel()
+        if len(idx) and (idx.min() < 0 or idx.max() >= self.n):
+            raise BadInputError(f"sample index out of range 0..{self.n - 1}")
+        z = np.empty((len(idx), self.gen.z_dim), np.float32)
+        blocks = idx // BLOCK
+        for b in np.unique(blocks):
+            sel = np.flatnonzero(blocks == b)
+            rows = self.gen.draw_z(np.random.default_rng([self.seed, self.stream, int(b)]), BLOCK)
+            z[sel] = rows[idx[sel] - b * BLOCK]
+        out = np.empty((len(idx), self.shape[1]), np.float32)
+        with torch.inference_mode():
+            for lo in range(0, len(idx), self.batch_size):
+                zt = torch.from_numpy(z[lo : lo + self.batch_size]).to(self.gen.device, self.gen.dtype)
+                lat = self.gen.embed(zt, self.space)
+                if self.space == "w+" and self.layers is not None:
+                    lat = lat[:, self.layers]
+                out[lo : lo + len(zt)] = lat.reshape(len(zt), -1).float().cpu().numpy()
+        return out
+
+
+# ---------------------------------------------------------------------- running reducers
+
+
+class _Interrupts:
+    """Defers Ctrl-C and SIGTERM (sent by batch schedulers before a kill) to the next batch
+    boundary, so a checkpoint never holds a half-applied batch. A second signal stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict[int, Any] = {}
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def reduce_stream(
+    stream: SampleStream,
+    reducer: Any,
+    *,
+    job: Job | None = None,
+    stage: str = "stream",
+    desc: str | None = None,
+) -> Any:
+    """Feed every batch of ``stream`` to ``reducer.update`` and return the reducer.
+
+    With a ``job``: a finished ``stage`` is not redone (its final state is loaded); an unfinished
+    one continues after its last checkpointed batch. The reducer's state and the position are
+    saved every ``job.every`` seconds, at the end of the stage, and on Ctrl-C / SIGTERM (deferred to
+    the end of the current batch, then re-raised as KeyboardInterrupt). Batches are fed in order,
+    so a checkpoint at position p means samples start..p-1 are in the state, none twice. A reducer
+    may define ``flush()`` (called before each checkpoint) for state that lives in files.
+    """
+    pos = stream.start
+    if job is not None:
+        saved = job.stage(stage)
+        if saved is not None:
+            reducer.load_state_dict(saved.arrays)
+            if saved.done:
+                return reducer
+            pos = saved.pos
+
+    def checkpoint(p: int, done: bool = False) -> None:
+        if job is None:
+            return
+        if hasattr(reducer, "flush"):
+            reducer.flush()
+        job.set_stage(stage, p, reducer.state_dict(), done=done)
+        job.save()
+
+    last = time.monotonic()
+    with (
+        _Interrupts() as interrupts,
+        bar(total=len(stream), initial=pos - stream.start, desc=desc, unit="sample") as pbar,
+    ):
+        for batch in stream.batches(pos):
+            reducer.update(batch)
+            pos = batch.stop
+            pbar.update(len(batch))
+            if interrupts.requested:
+                checkpoint(pos)
+                raise KeyboardInterrupt
+            if job is not None and time.monotonic() - last >= job.every:
+                checkpoint(pos)
+                last = time.monotonic()
+    checkpoint(pos, done=True)
+    return reducer

@@ -1,0 +1,86 @@
+"""Shards: disjoint contiguous ranges of one seeded sample stream, so that merged results equal
+an unsharded run (``--shard K/N`` job arrays, combined with ``dirfind merge``)."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import BadInputError, NotFoundError
+
+
+def shard_range(n: int, shard: tuple[int, int] | None) -> tuple[int, int]:
+    """The contiguous index range [start, stop) of shard (K, N) of ``n`` samples (all if None).
+    The N ranges are disjoint and cover 0..n-1, so merged shard results equal the unsharded one."""
+    if shard is None:
+        return 0, n
+    k, parts = shard
+    return n * k // parts, n * (k + 1) // parts
+
+
+def check_shard(shard: tuple[int, int] | None) -> tuple[int, int] | None:
+    """``(K, N)`` with N >= 1 and 0 <= K < N, or None."""
+    if shard is None:
+        return None
+    k, n = (int(v) for v in shard)
+    if n < 1 or not 0 <= k < n:
+        raise BadInputError(f"shard {k}/{n}: need N >= 1 and 0 <= K < N", param="shard")
+    return k, n
+
+
+def check_coverage(ranges: Sequence[tuple[int, int]], n: int) -> None:
+    """Shard ranges must be disjoint and cover 0..n-1."""
+    pos = 0
+    for lo, hi in sorted(ranges):
+        if lo < pos:
+            raise BadInputError(f"shards overlap at sample {lo}")
+        if lo > pos:
+            raise BadInputError(f"samples {pos}..{lo - 1} are missing (a shard was not given)")
+        pos = hi
+    if pos != n:
+        raise BadInputError(f"samples {pos}..{n - 1} are missing (a shard was not given)")
+
+
+# ---------------------------------------------------------------------- merging shard outputs
+
+#: shard output formats -> (function merging a list of files into one output, default output name);
+#: registered by the modules that write them (sample files, GANSpace partial statistics)
+MERGERS: dict[str, tuple[Callable[..., dict[str, Any]], str]] = {}
+
+
+def register_merger(fmt: str, fn: Callable[..., dict[str, Any]], default_out: str) -> None:
+    """Make :func:`merge` combine shard outputs whose metadata says ``format = fmt``."""
+    MERGERS[fmt] = (fn, default_out)
+
+
+def shard_format(paths: Sequence[str | Path]) -> str:
+    """The one registered format all ``paths`` share (a one-line error naming a bad file)."""
+    if not paths:
+        raise BadInputError("no shard outputs given", param="parts")
+    kinds = set()
+    for p in paths:
+        if not Path(p).exists():
+            raise NotFoundError(f"file not found: {p}")
+        try:
+            with np.load(p, allow_pickle=False) as f:
+                meta = json.loads(str(f["meta"][()]))
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError):
+            raise BadInputError(f"{p}: not a shard output ({' or '.join(MERGERS) or 'no formats known'})") from None
+        kinds.add(meta.get("format") if isinstance(meta, dict) else None)
+    if len(kinds) != 1 or next(iter(kinds)) not in MERGERS:
+        raise BadInputError(f"give shard outputs of one kind ({', '.join(MERGERS)}), not a mixture")
+    return next(iter(kinds))
+
+
+def merge(paths: Sequence[str | Path], out: str | Path | None = None, **kwargs: Any) -> dict[str, Any]:
+    """Combine shard outputs of one run into one output (``out`` defaults by format); ``kwargs``
+    go to the format's merger (``force``, and ``ckpt``/``device`` where a generator is needed)."""
+    fmt = shard_format(paths)
+    fn, default = MERGERS[fmt]
+    res = fn(list(paths), out or default, **kwargs)
+    return {"format": fmt, **res}

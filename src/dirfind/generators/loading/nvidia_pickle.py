@@ -1,0 +1,321 @@
+"""Read NVIDIA network pickles (stylegan2-ada-pytorch, stylegan3) without NVIDIA's code and
+without executing anything from the file.
+
+NVIDIA's ``torch_utils.persistence`` pickles every network module as a call
+``_reconstruct_persistent_obj(meta)`` where ``meta = {type: 'class', version, module_src,
+class_name, state}``; the original code *executes* ``module_src`` (the full source of
+``training/networks*.py``) to rebuild the class. We never do: a restricted unpickler resolves
+only an allowlist of globals and maps the reconstruct call to :func:`_reconstruct`, which
+returns a plain :class:`NetNode` tree built from ``class_name`` and ``state``. ``module_src``
+is never read. Any other global (``posix.system``, ``builtins.exec``, a TensorFlow network,
+...) stops loading with a one-line :class:`~dirfind.errors.BadInputError`.
+
+Allowlist (everything else is refused):
+
+* ``torch_utils.persistence._reconstruct_persistent_obj`` -> :func:`_reconstruct` (no code run)
+* ``dnnlib.EasyDict`` / ``dnnlib.util.EasyDict`` -> plain ``dict``; ``collections.OrderedDict``
+* ``torch._utils._rebuild_tensor_v2`` / ``_rebuild_tensor`` / ``_rebuild_parameter``
+  -> plain tensors (parameters are returned as ordinary tensors, ``requires_grad=False``)
+* ``torch.storage._load_from_bytes`` -> ``torch.load(..., weights_only=True)`` of the embedded blob
+* numpy ``dtype``, ``ndarray``, ``multiarray.scalar`` and ``multiarray._reconstruct`` (only for
+  ``ndarray``), under both ``numpy.core`` and ``numpy._core`` spellings
+* ``builtins.set`` / ``frozenset`` (older pickle protocols spell sets that way)
+
+Return structure of :func:`read_nvidia_pickle` (what family adapters consume)
+------------------------------------------------------------------------------
+The unpickled top-level object, a plain ``dict`` such as
+``{"G": NetNode, "D": NetNode, "G_ema": NetNode, "augment_pipe": NetNode | None,
+"training_set_kwargs": dict, ...}`` (real snapshots also carry ``progress`` etc.; every
+persistent module is a :class:`NetNode`, every EasyDict a ``dict``). A :class:`NetNode` has:
+
+* ``class_name`` -- e.g. ``"Generator"``, ``"SynthesisLayer"`` (not the module path)
+* ``init_args`` (tuple), ``init_kwargs`` (dict) -- the constructor arguments NVIDIA stored
+  (``_init_args`` / ``_init_kwargs``; nested EasyDicts are dicts). Only top-level modules built
+  through the persistence decorator record them faithfully; they are present on every node.
+* ``params`` -- ordered ``{name: Tensor}`` of the module's own parameters (None entries dropped)
+* ``buffers`` -- ordered ``{name: Tensor}`` of its own buffers (``persistent_buffers()`` omits
+  those listed in ``_non_persistent_buffers_set``)
+* ``children`` -- ordered ``{name: NetNode}`` (submodules; None entries dropped)
+* ``attrs`` -- the remaining plain attributes of the module's ``__dict__`` (``num_ws``,
+  ``w_dim``, ``in_channels``, numpy scalars/arrays in StyleGAN3, ...) minus torch's hook dicts
+* methods: ``state_dict()`` -> ``{dotted_key: Tensor}`` in torch's order (own params, own
+  persistent buffers, then children recursively) -- identical to the original module's
+  ``state_dict()``; ``get(dotted_path)`` -> sub-node; ``named_nodes()`` -> iterate
+  ``(dotted_path, node)``; ``kwargs()`` -> plain attributes overlaid with ``init_kwargs``.
+
+:func:`generator_from_pickle` picks ``G_ema`` (falling back to ``G``) with a clear error for
+discriminator-only or non-network pickles.
+"""
+
+from __future__ import annotations
+
+import builtins
+import collections
+import io
+import pickle
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ...errors import BadInputError, UnsupportedError
+
+# torch.nn.Module bookkeeping fields that are not part of the network (hooks, flags).
+_MODULE_FIELDS = {
+    "_parameters",
+    "_buffers",
+    "_modules",
+    "_init_args",
+    "_init_kwargs",
+    "_non_persistent_buffers_set",
+    "_backward_hooks",
+    "_backward_pre_hooks",
+    "_forward_hooks",
+    "_forward_hooks_always_called",
+    "_forward_hooks_with_kwargs",
+    "_forward_pre_hooks",
+    "_forward_pre_hooks_with_kwargs",
+    "_is_full_backward_hook",
+    "_load_state_dict_post_hooks",
+    "_load_state_dict_pre_hooks",
+    "_state_dict_hooks",
+    "_state_dict_pre_hooks",
+}
+
+
+@dataclass
+class NetNode:
+    """One persistent NVIDIA module, rebuilt as data (no class, no code)."""
+
+    class_name: str
+    init_args: tuple = ()
+    init_kwargs: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, torch.Tensor] = field(default_factory=dict)
+    buffers: dict[str, torch.Tensor] = field(default_factory=dict)
+    children: dict[str, NetNode] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)
+    non_persistent: frozenset[str] = frozenset()
+
+    def persistent_buffers(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.buffers.items() if k not in self.non_persistent}
+
+    def state_dict(self, prefix: str = "") -> dict[str, torch.Tensor]:
+        """``{dotted_key: tensor}`` exactly as the original module's ``state_dict()``."""
+        out: dict[str, torch.Tensor] = {}
+        for name, node in self.named_nodes(prefix.rstrip(".")):
+            p = f"{name}." if name else ""
+            out.update({p + k: v for k, v in node.params.items()})
+            out.update({p + k: v for k, v in node.persistent_buffers().items()})
+        return out
+
+    def named_nodes(self, prefix: str = "") -> Iterator[tuple[str, NetNode]]:
+        """Pre-order ``(dotted_path, node)`` over this node and its descendants."""
+        yield prefix, self
+        for name, child in self.children.items():
+            yield from child.named_nodes(f"{prefix}.{name}" if prefix else name)
+
+    def get(self, path: str) -> NetNode | None:
+        """The descendant at dotted ``path`` ("" = self), or None."""
+        node: NetNode | None = self
+        for part in [p for p in path.split(".") if p]:
+            node = node.children.get(part) if node is not None else None
+        return node
+
+    def kwargs(self) -> dict[str, Any]:
+        """Constructor kwargs plus the plain attributes (attributes lose to recorded kwargs)."""
+        plain = {k: v for k, v in self.attrs.items() if not k.startswith("_")}
+        return {**plain, **self.init_kwargs}
+
+    def __repr__(self) -> str:
+        return (
+            f"NetNode({self.class_name}, {len(self.params)} params, {len(self.buffers)} buffers, "
+            f"children={list(self.children)})"
+        )
+
+
+def _reconstruct(meta: Any) -> NetNode:
+    """Stand-in for ``persistence._reconstruct_persistent_obj``: data only, ``module_src`` unused."""
+    if not isinstance(meta, dict) or meta.get("type") != "class" or not isinstance(meta.get("class_name"), str):
+        raise BadInputError("malformed persistent object in NVIDIA pickle")
+    state = meta.get("state")
+    if not isinstance(state, dict):
+        raise BadInputError(f"persistent object {meta['class_name']} has no module state")
+
+    def tensors(name: str) -> dict[str, torch.Tensor]:
+        d = state.get(name) or {}
+        if not isinstance(d, dict):
+            raise BadInputError(f"persistent object {meta['class_name']}: {name} is not a dict")
+        out = {}
+        for k, v in d.items():
+            if v is None:
+                continue
+            if not isinstance(v, torch.Tensor):
+                raise BadInputError(f"persistent object {meta['class_name']}: {name}[{k!r}] is not a tensor")
+            out[str(k)] = v
+        return out
+
+    children = {}
+    for k, v in (state.get("_modules") or {}).items():
+        if v is None:
+            continue
+        if not isinstance(v, NetNode):
+            raise BadInputError(f"persistent object {meta['class_name']}: submodule {k!r} is not a persistent module")
+        children[str(k)] = v
+    kwargs = state.get("_init_kwargs") or {}
+    args = state.get("_init_args") or ()
+    return NetNode(
+        class_name=meta["class_name"],
+        init_args=tuple(args) if isinstance(args, (list, tuple)) else (),
+        init_kwargs=dict(kwargs) if isinstance(kwargs, dict) else {},
+        params=tensors("_parameters"),
+        buffers=tensors("_buffers"),
+        children=children,
+        attrs={k: v for k, v in state.items() if k not in _MODULE_FIELDS},
+        non_persistent=frozenset(str(x) for x in (state.get("_non_persistent_buffers_set") or ())),
+    )
+
+
+def _load_storage(blob: Any) -> Any:
+    """``torch.storage._load_from_bytes`` with ``weights_only=True`` (the blob is a torch.save)."""
+    if not isinstance(blob, (bytes, bytearray)):
+        raise BadInputError("storage entry in NVIDIA pickle is not a byte string")
+    try:
+        return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    except Exception as e:  # a storage blob outside torch's own safe subset
+        raise BadInputError(f"unsafe or corrupt tensor storage ({_first_line(e)})") from None
+
+
+def _storage_tensor(storage: Any, offset: int, size: Any, stride: Any) -> torch.Tensor:
+    if isinstance(storage, torch.TypedStorage):
+        dtype, untyped = storage.dtype, storage._untyped_storage
+    elif isinstance(storage, torch.UntypedStorage):
+        dtype, untyped = torch.uint8, storage
+    else:
+        raise BadInputError("tensor in NVIDIA pickle does not reference a storage")
+    try:
+        return torch.empty((0,), dtype=dtype).set_(untyped, int(offset), tuple(size), tuple(stride))
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise BadInputError(f"inconsistent tensor in NVIDIA pickle ({_first_line(e)})") from None
+
+
+def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad=False, hooks=None, metadata=None):  # noqa: ANN001
+    return _storage_tensor(storage, offset, size, stride)
+
+
+def _rebuild_tensor(storage, offset, size, stride):  # noqa: ANN001
+    return _storage_tensor(storage, offset, size, stride)
+
+
+def _rebuild_parameter(data, requires_grad=False, hooks=None, *rest):  # noqa: ANN001
+    if not isinstance(data, torch.Tensor):
+        raise BadInputError("parameter in NVIDIA pickle is not a tensor")
+    return data
+
+
+def _np_reconstruct(subtype, shape, dtype_code):  # noqa: ANN001
+    if subtype is not np.ndarray:
+        raise BadInputError("numpy array subclass in NVIDIA pickle is not allowed")
+    return np.ndarray.__new__(np.ndarray, shape, dtype_code)
+
+
+def _np_scalar(dtype, data=None):  # noqa: ANN001
+    if not isinstance(dtype, np.dtype) or dtype.hasobject:
+        raise BadInputError("numpy object scalar in NVIDIA pickle is not allowed")
+    return _NP_CORE.multiarray.scalar(dtype, data)
+
+
+_NP_CORE = getattr(np, "_core", None) or np.core
+
+_ALLOWED: dict[tuple[str, str], Any] = {
+    ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct,
+    ("dnnlib", "EasyDict"): dict,
+    ("dnnlib.util", "EasyDict"): dict,
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("torch.storage", "_load_from_bytes"): _load_storage,
+    ("numpy", "dtype"): np.dtype,
+    ("numpy", "ndarray"): np.ndarray,
+    ("builtins", "set"): builtins.set,
+    ("builtins", "frozenset"): builtins.frozenset,
+}
+for _mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
+    _ALLOWED[(_mod, "scalar")] = _np_scalar
+    _ALLOWED[(_mod, "_reconstruct")] = _np_reconstruct
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        fn = _ALLOWED.get((module, name))
+        if fn is not None:
+            return fn
+        if module.startswith("dnnlib.tflib"):
+            raise UnsupportedError(
+                "this is a TensorFlow StyleGAN pickle; convert it first with stylegan2-ada-pytorch's legacy.py"
+            )
+        raise BadInputError(
+            f"refusing global {module}.{name}: it is outside the allowlist for NVIDIA network pickles "
+            "(loading it could execute code)"
+        )
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise BadInputError("persistent ids are not allowed in NVIDIA network pickles")
+
+
+def _first_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return (text[:157] + "...") if len(text) > 160 else (text or type(e).__name__)
+
+
+def load_restricted(path: str | Path) -> Any:
+    """Unpickle ``path`` with the allowlist above; raises one-line errors."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            return _RestrictedUnpickler(f).load()
+    except UnsupportedError:
+        raise
+    except BadInputError as e:
+        raise BadInputError(f"refusing to load {path.name}: {e}") from None
+    except (EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
+        raise BadInputError(f"cannot read {path.name}: truncated or corrupt pickle ({_first_line(e)})") from None
+    except RecursionError:
+        raise BadInputError(f"cannot read {path.name}: pickle nested too deeply") from None
+    except Exception as e:  # malformed opcodes/arguments: never a traceback for bad input
+        raise BadInputError(f"cannot read {path.name}: corrupt pickle ({type(e).__name__}: {_first_line(e)})") from None
+
+
+def is_network_pickle(obj: Any) -> bool:
+    """True for a dict holding at least one persistent network (a training snapshot)."""
+    return isinstance(obj, dict) and any(isinstance(v, NetNode) for v in obj.values())
+
+
+def read_nvidia_pickle(path: str | Path) -> dict[str, Any]:
+    """Pickle reader for :func:`~dirfind.generators.checkpoint.register_pickle_reader`.
+
+    Raises :class:`UnsupportedError` ("not mine") for a safe pickle without persistent networks,
+    :class:`BadInputError` for unsafe, truncated or corrupt files.
+    """
+    obj = load_restricted(path)
+    if isinstance(obj, NetNode):  # a bare pickled module (e.g. pickle.dump(G_ema))
+        obj = {"G_ema": obj} if obj.class_name == "Generator" else {obj.class_name: obj}
+    if not is_network_pickle(obj):
+        raise UnsupportedError(f"{Path(path).name} is a pickle but not an NVIDIA network snapshot")
+    return obj
+
+
+def generator_from_pickle(obj: Any, name: str = "checkpoint") -> NetNode:
+    """The generator to render with: ``G_ema`` (the averaged weights), else ``G``."""
+    if not is_network_pickle(obj):
+        raise BadInputError(f"{name} is not an NVIDIA network pickle")
+    for key in ("G_ema", "G"):
+        node = obj.get(key)
+        if isinstance(node, NetNode):
+            return node
+    have = ", ".join(f"{k} ({v.class_name})" for k, v in obj.items() if isinstance(v, NetNode))
+    raise BadInputError(f"{name} has no generator (G_ema or G); it holds {have} (a discriminator-only file?)")

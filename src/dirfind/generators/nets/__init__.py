@@ -1,0 +1,1 @@
+"""Network definitions (plain PyTorch, written from the papers and reference layouts) and ops."""

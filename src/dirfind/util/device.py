@@ -1,0 +1,50 @@
+"""Device (``auto|cpu|cuda[:N]``) and compute dtype (``fp32|fp16|bf16``) resolution."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import BadInputError
+
+DTYPES = {
+    "fp32": torch.float32,
+    "float32": torch.float32,
+    "fp16": torch.float16,
+    "float16": torch.float16,
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+}
+
+
+def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
+    """``auto`` picks the first CUDA device when there is one, else the CPU."""
+    if isinstance(spec, torch.device):
+        return spec
+    spec = (spec or "auto").strip().lower()
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec == "cuda" or spec.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise BadInputError(f"device {spec}: CUDA is not available on this machine", param="device")
+        dev = torch.device(spec)
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise BadInputError(
+                f"device {spec}: only {torch.cuda.device_count()} CUDA device(s) present", param="device"
+            )
+        return dev
+    raise BadInputError(f"device must be auto, cpu, cuda or cuda:N, got {spec!r}", param="device")
+
+
+def resolve_dtype(spec: str | None, device: torch.device) -> torch.dtype:
+    """fp32 everywhere; fp16/bf16 only on CUDA (the CPU path is the fp32 reference)."""
+    if spec is None:
+        return torch.float32
+    key = spec.strip().lower()
+    if key not in DTYPES:
+        raise BadInputError(f"dtype must be fp32, fp16 or bf16, got {spec!r}", param="dtype")
+    dtype = DTYPES[key]
+    if dtype != torch.float32 and device.type != "cuda":
+        raise BadInputError(f"dtype {spec} needs a CUDA device (CPU renders in fp32)", param="dtype")
+    return dtype

@@ -1,0 +1,34 @@
+"""Image arrays and files: NCHW [-1, 1] tensors to uint8 NHWC, PNGs written atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """NCHW float in [-1, 1] -> NHWC uint8 (clamped, rounded), on the CPU."""
+    x = ((images.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def to_pil(img: np.ndarray) -> Image.Image:
+    """An HWC uint8 array (1 or 3 channels) as a PIL image."""
+    return Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
+
+
+def write_png(path: Path, img: np.ndarray) -> None:
+    """Write one HWC uint8 image as PNG atomically (temp file + rename)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        to_pil(img).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

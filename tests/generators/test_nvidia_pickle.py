@@ -1,0 +1,124 @@
+"""The restricted NVIDIA pickle reader: reconstructs module trees as data, never runs code from the file."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from dirfind import errors
+from dirfind.generators.loading.checkpoint import read_checkpoint
+from dirfind.generators.loading.nvidia_pickle import NetNode, generator_from_pickle, read_nvidia_pickle
+from helpers import FIX, one_line_error, persistent_pickle
+
+HERE = FIX / "stylegan2"
+
+
+@pytest.mark.parametrize("name", ["stylegan2_ada_tiny32", "stylegan2_ada_cond4_tiny32"])
+def test_tree_matches_reference_state_dict(name):
+    """Keys and shapes equal the reference module's state_dict (the manifest's per-key table)."""
+    obj = read_nvidia_pickle(HERE / f"{name}.pkl")
+    g = generator_from_pickle(obj)
+    assert obj["G"] is g  # the fixture stores G as a back-reference to G_ema
+    assert isinstance(obj["D"], NetNode) and obj["D"].class_name == "Discriminator"
+    assert obj["augment_pipe"] is None and isinstance(obj["training_set_kwargs"], dict)
+    assert g.class_name == "Generator" and g.init_kwargs["img_resolution"] == 32
+    assert type(g.init_kwargs["mapping_kwargs"]) is dict  # EasyDict became a plain dict
+    assert g.attrs["num_ws"] == 8 and "training" in g.attrs
+    table = json.loads((HERE / "ada_state_keys.json").read_text())[name]
+    sd = g.state_dict()
+    assert {k: list(v.shape) for k, v in sd.items()} == table  # the manifest lists keys sorted
+    assert all(v.dtype == torch.float32 and not v.requires_grad for v in sd.values())
+    layer = g.get("synthesis.b8.conv0")
+    assert layer.class_name == "SynthesisLayer" and set(layer.children) == {"affine"}
+    assert layer.init_kwargs["up"] == 2 and layer.init_kwargs["resolution"] == 8
+
+
+def _evil_reduce_pickle(tmp_path: Path, target: Path, module: str, name: str, arg: str) -> Path:
+    """Protocol-0 GLOBAL + REDUCE: calling module.name(arg) would create ``target``."""
+    body = f"c{module}\n{name}\n(V{arg}\ntR.".encode()
+    path = tmp_path / f"evil_{name}.pkl"
+    path.write_bytes(b"\x80\x04" + body)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "arg"),
+    [
+        ("posix", "system", "touch {t}"),
+        ("os", "system", "touch {t}"),
+        ("builtins", "exec", "open({t!r}, 'w').write('pwned')"),
+        ("builtins", "eval", "open({t!r}, 'w').write('pwned')"),
+        ("subprocess", "getoutput", "touch {t}"),
+    ],
+)
+def test_code_executing_globals_are_refused(tmp_path, cli, module, name, arg):
+    target = tmp_path / "pwned.txt"
+    path = _evil_reduce_pickle(tmp_path, target, module, name, arg.format(t=str(target)))
+    with pytest.raises(errors.BadInputError, match="outside the allowlist"):
+        read_checkpoint(path)
+    assert not target.exists()
+    line = one_line_error(cli("sefa", "--ckpt", str(path)), errors.EXIT_BAD_INPUT)
+    assert f"{module}.{name}" in line and "refusing" in line
+    assert not target.exists()
+
+
+class _Payload:
+    def __init__(self, target: Path):
+        self.target = str(target)
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.target}",))
+
+
+def test_real_pickle_dumps_payload_is_refused(tmp_path, cli):
+    """What pickle.dumps writes for an object whose __reduce__ calls os.system."""
+    target = tmp_path / "pwned.txt"
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps({"G_ema": _Payload(target)}, protocol=4))
+    line = one_line_error(cli("sefa", "--ckpt", str(path)), errors.EXIT_BAD_INPUT)
+    assert "system" in line
+    assert not target.exists()
+
+
+def test_persistent_module_source_is_never_executed(tmp_path, cli):
+    """NVIDIA's loader exec()s meta['module_src']; ours must only read class_name and state."""
+    target = tmp_path / "pwned.txt"
+    src = f"import os\nos.system('touch {target}')\nopen({str(target)!r}, 'w').write('x')\nclass Generator:\n pass\n"
+    meta = {"type": "class", "version": 6, "module_src": src, "class_name": "Generator", "state": {"training": False}}
+    path = tmp_path / "evil_src.pkl"
+    data = persistent_pickle(meta)
+    assert b"torch_utils.persistence" in data and b"_reconstruct_persistent_obj" in data
+    path.write_bytes(data)
+    obj = read_checkpoint(path).obj
+    assert not target.exists()
+    g = obj["G_ema"]
+    assert isinstance(g, NetNode) and g.class_name == "Generator" and g.state_dict() == {}
+    assert not any(src in repr(v) for v in vars(g).values())  # the source is not even kept
+    line = one_line_error(cli("sefa", "--ckpt", str(path)), errors.EXIT_BAD_INPUT)
+    assert "evil_src.pkl" in line
+    assert not target.exists()
+
+
+def test_malformed_persistent_meta_is_one_line(tmp_path, cli):
+    path = tmp_path / "bad_meta.pkl"
+    path.write_bytes(persistent_pickle({"type": "function", "class_name": "x", "state": {}}))
+    line = one_line_error(cli("sefa", "--ckpt", str(path)), errors.EXIT_BAD_INPUT)
+    assert "malformed persistent object" in line
+
+
+def test_truncated_and_foreign_pickles(tmp_path, cli):
+    data = (HERE / "stylegan2_ada_tiny32.pkl").read_bytes()
+    cut = tmp_path / "cut.pkl"
+    cut.write_bytes(data[: len(data) // 2])
+    line = one_line_error(cli("sefa", "--ckpt", str(cut)), errors.EXIT_BAD_INPUT)
+    assert "truncated or corrupt" in line
+    plain = tmp_path / "plain.pkl"
+    plain.write_bytes(pickle.dumps({"a": [1, 2, 3]}, protocol=4))
+    line = one_line_error(cli("sefa", "--ckpt", str(plain)), errors.EXIT_BAD_INPUT)
+    assert "not an NVIDIA network snapshot" in line

@@ -1,0 +1,149 @@
+"""Helpers shared by the test modules (paths, CLI error checks, derivative checks, crafted pickles,
+killing a CLI run mid-way)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+FIX = ROOT / "tests" / "fixtures"
+PREDICTORS = ROOT / "examples" / "predictors.py"
+
+
+def one_line_error(res, code: int, logs: bool = False) -> str:
+    """Assert a CLI result failed with ``code`` and one ``dirfind: error:`` line on stderr, the only
+    line (``logs``: after the run's log lines); return it."""
+    assert res.code == code, res
+    assert "Traceback" not in res.err, res.err
+    lines = [ln for ln in res.err.splitlines() if ln.strip() and "%|" not in ln]
+    if logs:
+        assert sum("error" in ln for ln in lines) == 1, res.err
+        lines = lines[-1:]
+    assert len(lines) == 1 and lines[0].startswith("dirfind: error: "), res.err
+    return lines[0]
+
+
+def close(a, b, atol: float = 1e-4) -> None:
+    """``a`` (tensor or array) equals ``b`` within ``atol`` (max abs)."""
+    a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a
+    np.testing.assert_allclose(a, b, rtol=0, atol=atol)
+
+
+def float64_copy(gen):
+    """A float64 copy of a generator adapter (weights and synthesis precision), for exact derivative checks."""
+    g = copy.deepcopy(gen).double()
+    if hasattr(g, "compute_dtype"):
+        g.compute_dtype = torch.float64
+    return g
+
+
+def assert_jvp_matches_vjp(f, x: torch.Tensor, v: torch.Tensor, seed: int = 0, rtol: float = 1e-6) -> torch.Tensor:
+    """Forward mode (``torch.func.jvp``) through ``f`` at ``x`` along ``v`` equals reverse mode:
+    ``<u, J v> = <J^T u, v>`` for a random ``u`` (an exact identity: no finite-difference step that
+    could cross a kink). ``rtol`` is relative to ``sum |u| |J v|``: 1e-6 covers the float32 rounding
+    of the few ops NVIDIA's networks keep in float32 (filters, fp32 accumulations) whatever CPU
+    kernels run; a wrong or missing derivative is off by O(1). Returns ``J v``."""
+    out, tangent = torch.func.jvp(f, (x,), (v,))
+    u = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed), dtype=out.dtype)
+    _, pullback = torch.func.vjp(f, x)
+    (jt_u,) = pullback(u)
+    lhs, rhs = float((u * tangent).sum()), float((jt_u * v).sum())
+    scale = float(u.abs().mul(tangent.abs()).sum()) + 1e-300
+    assert abs(lhs - rhs) <= rtol * scale, (lhs, rhs, scale)
+    assert tangent.abs().max() > 0, "the derivative is identically zero"
+    return tangent
+
+
+def persistent_pickle(meta: dict, keys: tuple[str, ...] = ("G", "G_ema")) -> bytes:
+    """Pickle ``{key: <persistent object>}`` the way NVIDIA's persistence decorator does."""
+    mod = types.ModuleType("torch_utils.persistence")
+
+    def _reconstruct_persistent_obj(meta):  # pragma: no cover - never called (pickling only)
+        raise AssertionError
+
+    _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
+    _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
+    mod._reconstruct_persistent_obj = _reconstruct_persistent_obj
+    pkg = types.ModuleType("torch_utils")
+    pkg.persistence = mod
+
+    class Persistent:
+        def __reduce__(self):
+            return (_reconstruct_persistent_obj, (meta,))
+
+    saved = {k: sys.modules.get(k) for k in ("torch_utils", "torch_utils.persistence")}
+    sys.modules.update({"torch_utils": pkg, "torch_utils.persistence": mod})
+    try:
+        return pickle.dumps({k: Persistent() for k in keys}, protocol=4)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+
+
+# ---------------------------------------------------------------------- killing a run mid-way
+
+
+def _slow_cli(args: list[str], delay: float, slow: str) -> str:
+    """Python code running the CLI with every call of ``slow`` ("module:attr.path") slowed down
+    (so the test can kill it mid-way)."""
+    module, path = slow.split(":")
+    owner, _, name = path.rpartition(".")
+    return (
+        "import importlib, time, sys\n"
+        f"m = importlib.import_module({module!r})\n"
+        f"owner = m if not {owner!r} else eval({owner!r}, vars(m))\n"
+        f"orig = getattr(owner, {name!r})\n"
+        f"setattr(owner, {name!r}, lambda *a, **k: (time.sleep({delay}), orig(*a, **k))[1])\n"
+        "from dirfind.cli import main\n"
+        f"sys.exit(main({args!r}))\n"
+    )
+
+
+def kill_midway(
+    args: list[str],
+    cwd: Path,
+    state: Path,
+    min_pos: int,
+    delay: float = 0.05,
+    slow: str = "dirfind.core.sampling:SampleStream.batch",
+) -> None:
+    """Start the CLI in a subprocess and SIGKILL it once its saved progress passes ``min_pos``."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen([sys.executable, "-c", _slow_cli(args, delay, slow)], cwd=cwd, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(f"the run ended (code {proc.returncode}) before it could be killed")
+            if state.exists():
+                try:
+                    with np.load(state) as f:
+                        meta = str(f["meta"][()])
+                except (OSError, ValueError, KeyError):
+                    meta = ""
+                stages = json.loads(meta)["stages"] if meta else {}
+                if any(v["pos"] >= min_pos and not v["done"] for v in stages.values()):
+                    break
+            time.sleep(0.02)
+        else:
+            raise AssertionError("no progress was saved in time")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
