@@ -5,7 +5,7 @@ kwargs), never from the file name. Weights are attached with ``load_state_dict(a
 a network built on the meta device, so a memory-mapped ``.pt`` stays on disk until a tensor is
 actually used: ``dirfind sefa`` reads only the style-affine weights.
 
-Layer indices (``--layers``) are w+ indices. For a generator of resolution R there are
+Layer indices (``layers``) are w+ indices. For a generator of resolution R there are
 ``num_ws = 2·log2(R) - 2`` of them: index 0 is the 4x4 convolution, index ``2k-1`` / ``2k``
 (k = 1..log2(R)-2) the up-sampling and second convolution at ``4·2^k`` px, and the last index
 the final to-RGB. Each odd index is also read by the to-RGB of the previous resolution. For

@@ -4,7 +4,7 @@ Loaded through the same restricted unpickler as StyleGAN2 (:mod:`.nvidia_pickle`
 source is never executed). The Fourier-feature buffers, the designed low-pass filters and
 ``magnitude_ema`` come from the file; see :mod:`.stylegan3_nets` and docs/stylegan3.md.
 
-Layer indices (``--layers``) are w+ indices: ``num_ws = num_layers + 2`` (16 for the published
+Layer indices (``layers``) are w+ indices: ``num_ws = num_layers + 2`` (16 for the published
 networks). Index 0 is read by the input layer (its affine turns w into the per-sample rotation
 and translation of the Fourier features), index ``i >= 1`` by synthesis layer ``L{i-1}``; the last
 index is the ToRGB layer.
