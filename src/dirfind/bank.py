@@ -47,15 +47,40 @@ def _jsonable(x: Any) -> Any:
 
 @dataclass
 class DirectionBank:
-    """K unit directions (rows of ``directions``) in edit ``space`` of the generator ``generator``.
+    """K unit directions in one edit space of one generator: the format every method writes.
 
-    ``layers``: the latent-reading layers an edit applies to (None = all). A ``z`` bank with
-    layers applies its z direction to those layers' copies of z (families whose w+ is per-layer
-    z, :meth:`Generator.layer_space`); a ``z`` bank without layers edits z itself.
-    For ``space="w+"`` each direction is ``len(layers) * w_dim`` long (one block per layer).
-    A step ``a`` along direction k moves the latent by ``a * scales[k] * directions[k]``;
-    ``step_unit`` says what that unit means ("unit", "sigma" for PCA banks, "distance" for
-    hyperplane normals).
+    A step ``a`` along direction k moves the latent by ``a * scales[k] * directions[k]``.
+    ``save``/``load`` write and read it atomically as plain arrays plus one JSON string.
+
+    Parameters
+    ----------
+    directions : ndarray (K, D)
+        Unit rows. For ``space="w+"`` each is ``len(layers) * w_dim`` long (one block per layer).
+    space : str
+        ``z``, ``w`` or ``w+``.
+    method : str
+        The method that made the bank (``sefa``, ``ganspace``, ...).
+    generator : dict
+        The generator record (:func:`generator_identity`): family, fingerprint, dimensions and the
+        non-default render settings the directions were found under.
+    layers : list of int, optional
+        The latent-reading layers an edit applies to (None = all). A ``z`` bank with layers
+        applies its direction to those layers' copies of z (per-layer z families, BigGAN).
+    scales, scores : ndarray (K,), optional
+        Step size of one unit (default 1) and how good each direction is (method-defined).
+    names : list of str, optional
+        Direction names (default ``<method>_<i>``).
+    params, info : dict
+        The options that made the bank, and what the method reports about it.
+    step_unit : str
+        What a unit step means: ``unit``, ``sigma`` (PCA banks) or ``distance`` (hyperplanes).
+    default_range : (float, float)
+        The step range traversals use by default.
+    mean, intercepts, origin : ndarray, optional
+        The latent mean (PCA), hyperplane offsets (InterFaceGAN) and the sample a local bank was
+        found at (Jacobian).
+    extras : dict of ndarray
+        Further method-specific arrays (``extra_<name>`` in the file).
     """
 
     directions: np.ndarray
