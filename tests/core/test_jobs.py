@@ -115,3 +115,29 @@ def test_saved_statistics_of_the_wrong_shape_are_refused(dcgan, tmp_path):
     job.set_stage("cov", 100, {"n": np.array(100), "mean": np.array(["a"] * 100), "m2": np.zeros((100, 100))})
     with pytest.raises(BadInputError, match="mean is str"):
         reduce_stream(stream, MeanCov(stream.dim), job=job, stage="cov")
+
+
+def test_learning_run_with_saved_arrays_of_the_wrong_shape(cli, tmp_path, monkeypatch):
+    import importlib
+
+    learn = importlib.import_module("dirfind.methods.learn")  # the module (dirfind.methods exports learn())
+    step, calls = learn._step, []
+
+    def stop_at_3(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return step(*args, **kwargs)
+
+    args = ["-q", "hessian", "--ckpt", "dcgan-digiface", "-k", "2", "--steps", "4", "--checkpoint-steps", "1"]
+    args += ["--batch-size", "2", "-o", "h.npz"]
+    monkeypatch.setattr(learn, "_step", stop_at_3)
+    assert cli(*args).code == errors.EXIT_INTERRUPTED
+    monkeypatch.setattr(learn, "_step", step)
+    state = tmp_path / "h.npz.progress" / "state.npz"
+    with np.load(state) as f:
+        arrays = {k: f[k] for k in f.files}
+    np.savez(state, **{**arrays, "stage/train/A": arrays["stage/train/A"][:1]})
+    line = one_line_error(cli(*args, "--resume"), errors.EXIT_BAD_INPUT, logs=True)
+    assert "state.npz: malformed saved state" in line and "--force" in line, line
+    assert state.exists()
