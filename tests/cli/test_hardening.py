@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,9 +22,19 @@ def _listing(folder) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
 
+@pytest.fixture(scope="module")
+def bank_file(tmp_path_factory, dcgan):
+    from dirfind.methods import sefa
+
+    path = tmp_path_factory.mktemp("bank") / "b.npz"
+    sefa(dcgan, k=3).save(path)
+    return path
+
+
 @pytest.fixture
-def bank(cli, tmp_path):
-    assert cli("-q", "sefa", "--ckpt", "dcgan-digiface", "-k", "3", "-o", "b.npz").code == 0
+def bank(bank_file, tmp_path):
+    """A SeFa bank of the real DCGAN as ``b.npz`` in the test's folder."""
+    shutil.copy(bank_file, tmp_path / "b.npz")
     return tmp_path / "b.npz"
 
 
@@ -175,7 +186,6 @@ def test_unwritable_outputs_are_exit_7_and_leave_nothing(cli, bank, tmp_path):
 def test_read_only_folder():
     """A folder without write permission (run as an unprivileged user: as root, in a forked child
     that drops to uid 65534, since the superuser may write anywhere)."""
-    import shutil
     import tempfile
 
     from dirfind.errors import OutputError
