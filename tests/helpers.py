@@ -95,6 +95,33 @@ def persistent_pickle(meta: dict, keys: tuple[str, ...] = ("G", "G_ema")) -> byt
                 sys.modules[k] = v
 
 
+class _Module:
+    """A NetNode pickled back the way NVIDIA's persistence decorator pickles a module (inside
+    :func:`persistent_pickle`, which provides the ``torch_utils.persistence`` stand-in)."""
+
+    def __init__(self, node, src: str):
+        self.node, self.src = node, src
+
+    def __reduce__(self):
+        return (sys.modules["torch_utils.persistence"]._reconstruct_persistent_obj, (node_meta(self.node, self.src),))
+
+
+def node_meta(node, src: str = "", **extra) -> dict:
+    """The persistence ``meta`` of a :class:`NetNode` tree (children pickled as persistent modules
+    too), with ``module_src`` = ``src`` and ``extra`` state entries: for :func:`persistent_pickle`."""
+    state = {
+        "_parameters": dict(node.params),
+        "_buffers": dict(node.buffers),
+        "_modules": {k: _Module(v, src) for k, v in node.children.items()},
+        "_init_args": node.init_args,
+        "_init_kwargs": node.init_kwargs,
+        "_non_persistent_buffers_set": set(node.non_persistent),
+        **node.attrs,
+        **extra,
+    }
+    return {"type": "class", "version": 6, "module_src": src, "class_name": node.class_name, "state": state}
+
+
 # ---------------------------------------------------------------------- killing a run mid-way
 
 
@@ -118,11 +145,12 @@ def kill_midway(
     args: list[str],
     cwd: Path,
     state: Path,
-    min_pos: int,
+    min_pos: int | None,
     delay: float = 0.05,
     slow: str = "dirfind.core.sampling:SampleStream.batch",
 ) -> None:
-    """Start the CLI in a subprocess and SIGKILL it once its saved progress passes ``min_pos``."""
+    """Start the CLI in a subprocess and SIGKILL it once its saved progress passes ``min_pos``
+    (``None``: as soon as the file ``state`` exists, whatever it is)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.Popen([sys.executable, "-c", _slow_cli(args, delay, slow)], cwd=cwd, env=env)
     try:
@@ -130,6 +158,8 @@ def kill_midway(
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise AssertionError(f"the run ended (code {proc.returncode}) before it could be killed")
+            if min_pos is None and state.exists():
+                break
             if state.exists():
                 try:
                     with np.load(state) as f:

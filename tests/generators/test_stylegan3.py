@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 
 import numpy as np
 import pytest
@@ -22,7 +21,7 @@ from dirfind.generators.nets.stylegan3_config import config_from_state_dict
 from dirfind.generators.stylegan2 import StyleGAN2Generator
 from dirfind.generators.stylegan3 import StyleGAN3Generator, input_transform
 from dirfind.methods.sefa import factorize, sefa
-from helpers import FIX, assert_jvp_matches_vjp, close, float64_copy, one_line_error, persistent_pickle
+from helpers import FIX, assert_jvp_matches_vjp, close, float64_copy, node_meta, one_line_error, persistent_pickle
 
 HERE = FIX / "stylegan3"
 SG2 = FIX / "stylegan2" / "stylegan2_ada_tiny32.pkl"
@@ -370,42 +369,17 @@ def test_bank_for_another_generator_is_a_mismatch_before_its_settings_apply(cli,
     assert "--force" in line
 
 
-class _Module:
-    """A NetNode pickled back the way NVIDIA's persistence decorator pickles a module (inside
-    ``_persistent_pickle``, which provides the ``torch_utils.persistence`` stand-in)."""
-
-    def __init__(self, node, src: str):
-        self.node, self.src = node, src
-
-    def __reduce__(self):
-        return (sys.modules["torch_utils.persistence"]._reconstruct_persistent_obj, (_meta(self.node, self.src),))
-
-
-def _meta(node, src: str, **extra) -> dict:
-    state = {
-        "_parameters": dict(node.params),
-        "_buffers": dict(node.buffers),
-        "_modules": {k: _Module(v, src) for k, v in node.children.items()},
-        "_init_args": node.init_args,
-        "_init_kwargs": node.init_kwargs,
-        "_non_persistent_buffers_set": set(node.non_persistent),
-        **node.attrs,
-        **extra,
-    }
-    return {"type": "class", "version": 6, "module_src": src, "class_name": node.class_name, "state": state}
-
-
 def test_bad_and_malicious_pickles(cli, tmp_path):
     # embedded module source that would write a file if executed: loads as data, renders the golden
     target = tmp_path / "PWNED"
     node = generator_from_pickle(read_nvidia_pickle(PKL["t"]))
-    (tmp_path / "src.pkl").write_bytes(persistent_pickle(_meta(node, f"open({str(target)!r}, 'w').write('x')\n")))
+    (tmp_path / "src.pkl").write_bytes(persistent_pickle(node_meta(node, f"open({str(target)!r}, 'w').write('x')\n")))
     g = load_generator(str(tmp_path / "src.pkl"))
     gold = _golden("t")
     close(g.synthesis(torch.from_numpy(gold["ws"]), "w+"), gold["img_trunc1"], ATOL_IMG)
     assert not target.exists()
     # a code-executing global inside an otherwise valid StyleGAN3 snapshot
-    evil = _meta(node, "", extra=Checkpoint)  # pickled as a global reference to a non-allowlisted class
+    evil = node_meta(node, "", extra=Checkpoint)  # pickled as a global reference to a non-allowlisted class
     (tmp_path / "evil.pkl").write_bytes(persistent_pickle(evil))
     line = one_line_error(cli("sefa", "--ckpt", "evil.pkl"), errors.EXIT_BAD_INPUT)
     assert "refusing global" in line and "Checkpoint" in line
@@ -415,6 +389,6 @@ def test_bad_and_malicious_pickles(cli, tmp_path):
     assert "cut.pkl" in line
     node = generator_from_pickle(read_nvidia_pickle(PKL["r"]))
     node.get("synthesis.L14_32_3").params["weight"] = torch.zeros(3, 64, 3, 3)
-    (tmp_path / "shape.pkl").write_bytes(persistent_pickle(_meta(node, "")))
+    (tmp_path / "shape.pkl").write_bytes(persistent_pickle(node_meta(node, "")))
     line = one_line_error(cli("sefa", "--ckpt", "shape.pkl"), errors.EXIT_BAD_INPUT)
     assert "size mismatch" in line and "L14_32_3" in line

@@ -121,13 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.ClickException as e:
-        e.show()
+        click.echo(f"dirfind: error: {_usage_line(e)}", err=True)
         return e.exit_code
-    except click.exceptions.Abort:
-        click.echo("dirfind: interrupted", err=True)
-        return errors.EXIT_INTERRUPTED
-    except KeyboardInterrupt as e:
-        progress = getattr(e, "progress", None)
+    except (click.exceptions.Abort, KeyboardInterrupt) as e:
+        # click turns a KeyboardInterrupt into Abort (the interrupt is its cause)
+        progress = getattr(e, "progress", None) or getattr(e.__cause__, "progress", None)
         if progress is not None:
             click.echo(
                 f"dirfind: progress saved in {progress}; rerun the same command with --resume to continue", err=True
@@ -150,3 +148,13 @@ def main(argv: list[str] | None = None) -> int:
             f"dirfind: internal error: {type(e).__name__}: {msg} (rerun with --debug for the traceback)", err=True
         )
         return errors.EXIT_FAILURE
+
+
+def _usage_line(e: click.ClickException) -> str:
+    """click's own error (no such command, invalid value, missing option) as one line, with the
+    command's ``--help`` hint for usage errors instead of click's usage block."""
+    text = " ".join(e.format_message().split()).rstrip(".")
+    ctx = getattr(e, "ctx", None)
+    if isinstance(e, click.UsageError) and ctx is not None:
+        text += f" (see '{ctx.command_path} --help')"
+    return text

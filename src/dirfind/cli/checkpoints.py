@@ -15,7 +15,7 @@ def group() -> None:
 
 @command("list")
 def list_cmd() -> None:
-    """List registry entries and whether each is cached."""
+    """List registry entries, whether each is cached, and the licences of the weights and of the training data."""
     from ..registry import list_entries
 
     rows = list_entries()
@@ -27,6 +27,8 @@ def list_cmd() -> None:
         lines.append(
             f"{r['name']:<{width}}  {fam:<10} {'yes' if r['cached'] else 'no':<6} {sha:<11} {r['description']}"
         )
+        data = r.get("data_license") or "not stated in the registry"
+        lines.append(f"{'':<{width}}  licence {r['license']}; training data: {data}")
     if any(not r["supported"] for r in rows):
         lines.append("* family not supported yet by this dirfind version")
     emit("\n".join(lines), {"checkpoints": rows})

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import MismatchError, OutputError
-from ..util.fileio import check_writable, read_meta_npz, write_meta_npz
+from ..errors import BadInputError, MismatchError, OutputError
+from ..util.fileio import check_writable, missing_dirs, read_meta_npz, remove_created, write_meta_npz
 from ..util.progress import log
 
 FORMAT = "dirfind.job"
@@ -100,7 +100,11 @@ class Job:
             done = ", ".join(f"{k} {'done' if v['done'] else 'at ' + str(v['pos'])}" for k, v in job.stages.items())
             log(f"resuming from {folder} ({done or 'nothing done yet'})")
             return job
-        if folder.exists() and any(folder.iterdir()):
+        if resume and folder.is_dir() and not state.exists():
+            # killed before its first checkpoint: nothing was saved, so the run starts from zero
+            log(f"no saved progress in {folder}; starting from the beginning")
+            shutil.rmtree(folder)
+        elif folder.exists() and any(folder.iterdir()):
             if not force:
                 raise OutputError(
                     f"{folder} holds an unfinished run; pass resume=True to continue it or force=True to start over",
@@ -116,12 +120,39 @@ class Job:
     def load(cls, folder: str | Path, every: float = 60.0) -> Job:
         folder = Path(folder)
         path = folder / STATE
-        meta, data = read_meta_npz(path, "dirfind progress state", FORMAT)
-        job = cls(folder, meta["identity"], every)
-        job.stages = meta.get("stages", {})
-        job.values = meta.get("values", {})
-        job.arrays = data
+        try:
+            meta, data = read_meta_npz(path, "dirfind progress state", FORMAT)
+        except BadInputError as e:
+            raise BadInputError(f"{e}; start over with force=True", param="force") from None
+        identity, stages, values = meta.get("identity"), meta.get("stages", {}), meta.get("values", {})
+        valid = isinstance(identity, dict) and isinstance(stages, dict) and isinstance(values, dict)
+        if not valid or not all(_valid_stage(v) for v in stages.values()):
+            raise BadInputError(f"{path}: malformed progress state; start over with force=True", param="force")
+        job = cls(folder, identity, every)
+        job.stages, job.values, job.arrays = stages, values, data
         return job
+
+    def restore(self, name: str, reducer: Any, start: int, stop: int) -> StageState | None:
+        """Load saved stage ``name`` of a pass over samples ``start .. stop-1`` into ``reducer``
+        (None if it never checkpointed); a one-line error naming the state file if it does not fit."""
+        saved = self.stage(name)
+        if saved is None:
+            return None
+        where = self.folder / STATE if self.folder is not None else "saved state"
+        if not start <= saved.pos <= stop:
+            raise BadInputError(
+                f"{where}: stage {name} is at sample {saved.pos}, outside this run's {start}..{stop}; "
+                "start over with force=True",
+                param="force",
+            )
+        try:
+            reducer.load_state_dict(saved.arrays)
+        except (KeyError, ValueError, TypeError, IndexError) as e:
+            msg = " ".join(str(e).split())[:120]
+            raise BadInputError(
+                f"{where}: malformed saved state of stage {name} ({msg}); start over with force=True", param="force"
+            ) from None
+        return saved
 
     # ------------------------------------------------------------------ stages
     def stage(self, name: str) -> StageState | None:
@@ -173,6 +204,11 @@ class Job:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def _valid_stage(v: Any) -> bool:
+    pos = v.get("pos") if isinstance(v, dict) else None
+    return isinstance(pos, int) and not isinstance(pos, bool) and pos >= 0 and isinstance(v.get("done"), bool)
+
+
 def _diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> str:
     """First differing key between two identities, as ``key: saved -> now``."""
     for k in sorted(set(a) | set(b)):
@@ -216,17 +252,15 @@ def resumable(
     check_writable(out, force)
     folder = progress_dir(out)
     existed = folder.exists() and (folder / STATE).exists()
+    parents = missing_dirs(folder.parent)  # created for the run: removed with its progress
     job = Job.open(folder, identity, resume=resume, force=force, every=every)
     try:
         yield job
-    except KeyboardInterrupt:
-        if (folder / STATE).exists():
+    except BaseException as e:
+        if isinstance(e, KeyboardInterrupt) and (folder / STATE).exists():
             raise Interrupted(folder) from None
         if not existed:
             shutil.rmtree(folder, ignore_errors=True)
-        raise
-    except BaseException:
-        if not existed:
-            shutil.rmtree(folder, ignore_errors=True)
+            remove_created(parents)
         raise
     job.finish()

@@ -30,7 +30,7 @@ import torch
 from ..errors import BadInputError
 from ..util.progress import log, warn
 from .jobs import Job
-from .reducers import MeanCov
+from .reducers import MeanCov, saved_arrays
 from .sampling import Batch, SampleStream, reduce_stream
 
 SOLVERS = ("auto", "exact", "randomized")
@@ -167,10 +167,11 @@ class BlockProduct:
         }
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        self.n = int(state["n"])
-        self.mean = torch.from_numpy(np.array(state["mean"], np.float64)).to(self.device)
-        self.y = torch.from_numpy(np.array(state["y"], np.float64)).to(self.device)
-        self.ss = float(state["ss"])
+        st = saved_arrays(state, {"n": (), "mean": tuple(self.mean.shape), "y": tuple(self.y.shape), "ss": ()})
+        self.n = int(st["n"])
+        self.mean = torch.from_numpy(np.array(st["mean"], np.float64)).to(self.device)
+        self.y = torch.from_numpy(np.array(st["y"], np.float64)).to(self.device)
+        self.ss = float(st["ss"])
 
 
 def _orthonormal_basis(v: np.ndarray, cv: np.ndarray, rtol: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:

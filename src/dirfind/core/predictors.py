@@ -20,6 +20,7 @@ import torch
 
 from ..errors import BadInputError, NotFoundError
 from ..generators.base import Generator
+from .reducers import saved_arrays
 from .sampling import Batch, SampleStream, reduce_stream
 
 # ---------------------------------------------------------------------- predictors
@@ -46,12 +47,18 @@ def load_predictor(spec: str) -> Callable[[torch.Tensor], Any]:
             raise BadInputError(f"cannot import {file} as a Python module")
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[name] = module
-        module_spec.loader.exec_module(module)
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as e:  # the user's code: its failure is bad input, not a dirfind bug
+            sys.modules.pop(name, None)
+            raise BadInputError(f"cannot import predictor {spec}: {_failure(e)}", param="predictor") from e
     else:
         try:
             module = importlib.import_module(mod_name)
         except ModuleNotFoundError as e:
             raise NotFoundError(f"predictor module {mod_name!r} not found ({e}); is it on PYTHONPATH?") from None
+        except Exception as e:
+            raise BadInputError(f"cannot import predictor {spec}: {_failure(e)}", param="predictor") from e
     fn = getattr(module, func, None)
     if not callable(fn):
         raise NotFoundError(f"{mod_name} has no callable {func!r}")
@@ -70,10 +77,22 @@ def as_score_matrix(out: Any, batch: int) -> tuple[np.ndarray, list[str] | None]
     return _column(out, batch, "predictor output"), names
 
 
+def _failure(e: BaseException) -> str:
+    return f"{type(e).__name__}: {' '.join(str(e).split())[:160]}"
+
+
 def _column(v: Any, batch: int, what: str) -> np.ndarray:
     if isinstance(v, torch.Tensor):
         v = v.detach().float().cpu().numpy()
-    a = np.asarray(v, np.float64)
+    try:
+        a = np.asarray(v)
+        if a.dtype.kind not in "biuf":
+            raise TypeError(f"dtype {a.dtype}")
+        a = a.astype(np.float64)
+    except (TypeError, ValueError) as e:
+        raise BadInputError(f"{what} is not numeric ({' '.join(str(e).split())[:80]})") from None
+    if not np.isfinite(a).all():
+        raise BadInputError(f"{what} contains NaN or inf")
     if a.ndim == 1:
         a = a[:, None]
     if a.ndim != 2 or a.shape[0] != batch:
@@ -84,9 +103,10 @@ def _column(v: Any, batch: int, what: str) -> np.ndarray:
 class PredictorScores:
     """Reducer: render each batch, score it with ``predictor``, keep (n, K) float64 scores."""
 
-    def __init__(self, stream: SampleStream, predictor: Callable[[torch.Tensor], Any]):
+    def __init__(self, stream: SampleStream, predictor: Callable[[torch.Tensor], Any], name: str | None = None):
         self.stream = stream
         self.predictor = predictor
+        self.name = name or getattr(predictor, "__qualname__", "predictor")
         self.scores: np.ndarray | None = None
         self.names: list[str] | None = None
 
@@ -94,13 +114,23 @@ class PredictorScores:
         gen = self.stream.gen
         with torch.inference_mode():
             images = gen.synthesis(batch.latent, self.stream.space.latent_space)
-            out = self.predictor(images)
-        s, names = as_score_matrix(out, len(batch))
+            try:
+                out = self.predictor(images)
+            except Exception as e:  # the user's code: name it, one line (--debug shows its traceback)
+                where = f"samples {batch.start}..{batch.stop - 1}"
+                raise BadInputError(f"predictor {self.name} failed on {where}: {_failure(e)}", param="predictor") from e
+        try:
+            s, names = as_score_matrix(out, len(batch))
+        except BadInputError as e:
+            raise BadInputError(f"predictor {self.name}: {e}", param="predictor") from None
         if self.scores is None:
             self.scores = np.full((len(self.stream), s.shape[1]), np.nan)
             self.names = names
         if s.shape[1] != self.scores.shape[1]:
-            raise BadInputError(f"the predictor returned {s.shape[1]} scores per image, earlier {self.scores.shape[1]}")
+            raise BadInputError(
+                f"predictor {self.name} returned {s.shape[1]} scores per image, earlier {self.scores.shape[1]}",
+                param="predictor",
+            )
         lo = batch.start - self.stream.start
         self.scores[lo : lo + len(batch)] = s
 
@@ -112,9 +142,12 @@ class PredictorScores:
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         if "scores" in state:
-            self.scores = np.array(state["scores"], np.float64)
+            width = np.shape(state["scores"])[1:] or (0,)
+            self.scores = np.array(saved_arrays(state, {"scores": (len(self.stream), *width)})["scores"], np.float64)
         if "names" in state:
-            self.names = [str(n) for n in state["names"]]
+            self.names = [str(n) for n in np.atleast_1d(state["names"])]
+            if self.scores is not None and len(self.names) != self.scores.shape[1]:
+                raise BadInputError(f"saved names ({len(self.names)}) do not match the saved scores")
 
 
 def predict_stream(
@@ -126,12 +159,14 @@ def predict_stream(
     seed: int = 0,
     batch_size: int = 64,
     job: Any = None,
+    name: str | None = None,
 ) -> tuple[np.ndarray, list[str] | None]:
     """Scores (n, K) and names of samples ``0 .. n-1`` of the sample stream (``seed``, stream 0,
     the samples ``dirfind sample`` writes with that seed), rendered and scored batch by batch; resumable
-    through ``job`` (stage ``scores``)."""
+    through ``job`` (stage ``scores``). ``name``: how errors name the predictor."""
     stream = SampleStream(gen, n, space, seed=seed, batch_size=batch_size)
-    reducer = reduce_stream(stream, PredictorScores(stream, predictor), job=job, stage="scores", desc="score")
+    scorer = PredictorScores(stream, predictor, name)
+    reducer = reduce_stream(stream, scorer, job=job, stage="scores", desc="score")
     if reducer.scores is None:
         raise BadInputError("the predictor produced no scores")
     return reducer.scores, reducer.names

@@ -12,6 +12,19 @@ from ..errors import BadInputError
 from .sampling import Batch
 
 
+def saved_arrays(state: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """The named numeric arrays of a saved reducer state, each of the shape this run needs (a
+    one-line error otherwise: a saved state is restored only into the run that wrote it)."""
+    out = {}
+    for k, shape in shapes.items():
+        a = np.asarray(state[k]) if k in state else None
+        if a is None or a.dtype.kind not in "biuf" or a.shape != tuple(shape):
+            got = "missing" if a is None else f"{a.dtype.name} {a.shape}"
+            raise BadInputError(f"saved {k} is {got}, this run needs shape {tuple(shape)}")
+        out[k] = a
+    return out
+
+
 class Reducer(Protocol):
     """Consumes batches into bounded-size state that can be saved, restored and merged."""
 
@@ -122,12 +135,10 @@ class MeanCov:
         }
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        m2 = np.asarray(state["m2"], np.float64)
-        if m2.shape != (self.dim, self.dim):
-            raise BadInputError(f"saved statistics have shape {m2.shape}, expected ({self.dim}, {self.dim})")
-        self.n = int(state["n"])
-        self.mean = torch.from_numpy(np.array(state["mean"], np.float64)).to(self.device)
-        self.m2 = torch.from_numpy(np.array(m2)).to(self.device)  # full symmetric: tril stays valid
+        st = saved_arrays(state, {"n": (), "mean": (self.dim,), "m2": (self.dim, self.dim)})
+        self.n = int(st["n"])
+        self.mean = torch.from_numpy(np.array(st["mean"], np.float64)).to(self.device)
+        self.m2 = torch.from_numpy(np.array(st["m2"], np.float64)).to(self.device)  # full symmetric: tril stays valid
 
 
 class Collector:
@@ -150,5 +161,6 @@ class Collector:
         return dict(self.data)
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        st = saved_arrays(state, {k: v.shape for k, v in self.data.items()})
         for k in self.data:
-            self.data[k][...] = state[k]
+            self.data[k][...] = st[k]

@@ -15,6 +15,7 @@ rewrites at most the batch that was interrupted.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,15 @@ from .. import __version__
 from ..bank import generator_identity
 from ..errors import BadInputError, MismatchError, OutputError
 from ..generators.base import Generator
-from ..util.fileio import check_writable, read_meta_npz, write_meta_npz
+from ..util.fileio import (
+    check_dir_writable,
+    check_writable,
+    make_parents,
+    missing_dirs,
+    read_meta_npz,
+    remove_created,
+    write_meta_npz,
+)
 from ..util.images import to_uint8, write_png
 from ..util.options import option
 from .jobs import progress_dir, resumable
@@ -152,20 +161,29 @@ def write_samples(
     ident = {k: v for k, v in meta.items() if k not in ("dirfind_version", "generator_identity")}
     ident["images"] = str(img_dir) if img_dir else None
     folder = progress_dir(out)
-    if img_dir is not None and not (folder / "state.npz").exists():  # with progress, Job.open decides
-        if img_dir.exists() and any(img_dir.iterdir()) and not force:
-            raise OutputError(f"{img_dir} is not empty; pass force=True to write into it", param="force")
-    with resumable(out, ident, resume=resume, force=force, every=every) as job:
-        writer = SampleWriter(stream, folder, img_dir, resume=job.resumed)
-        reduce_stream(stream, writer, job=job, stage="samples", desc="sample")
-        writer.flush()
-        arrays = {
-            "indices": np.arange(stream.start, stream.stop, dtype=np.int64),
-            "z": writer.z,
-            "latents": writer.latents,
-        }
-        write_meta_npz(out, meta, arrays, force=True if job.resumed else force)
-        del writer, arrays
+    if img_dir is not None:
+        check_dir_writable(img_dir)
+        if not (folder / "state.npz").exists():  # with progress, Job.open decides
+            if img_dir.exists() and any(img_dir.iterdir()) and not force:
+                raise OutputError(f"{img_dir} is not empty; pass force=True to write into it", param="force")
+    created = [] if img_dir is None else missing_dirs(img_dir)  # removed again if the run leaves nothing
+    try:
+        with resumable(out, ident, resume=resume, force=force, every=every) as job:
+            writer = SampleWriter(stream, folder, img_dir, resume=job.resumed)
+            reduce_stream(stream, writer, job=job, stage="samples", desc="sample")
+            writer.flush()
+            arrays = {
+                "indices": np.arange(stream.start, stream.stop, dtype=np.int64),
+                "z": writer.z,
+                "latents": writer.latents,
+            }
+            write_meta_npz(out, meta, arrays, force=True if job.resumed else force)
+            del writer, arrays
+    except BaseException:
+        if created and not folder.exists():  # no progress kept for --resume: the images go too
+            shutil.rmtree(created[-1], ignore_errors=True)
+            remove_created(created[:-1])
+        raise
     return {
         "out": str(out),
         "images": str(img_dir) if img_dir else None,
@@ -181,8 +199,22 @@ def write_samples(
 
 
 def read_samples(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """(meta, arrays) of a ``dirfind sample`` output."""
-    return read_meta_npz(path, "dirfind sample file", FORMAT)
+    """(meta, arrays) of a ``dirfind sample`` output (a one-line error naming the file when its
+    metadata or arrays are malformed)."""
+    meta, arrays = read_meta_npz(path, "dirfind sample file", FORMAT)
+    n, start, stop = (meta.get(k) for k in ("n", "start", "stop"))
+    if not all(type(v) is int for v in (n, start, stop)) or not 0 <= start <= stop <= n:
+        raise BadInputError(f"{path}: malformed sample file (n, start, stop = {n!r}, {start!r}, {stop!r})")
+    for key, ndim in (("indices", 1), ("z", 2), ("latents", 2)):
+        a = arrays.get(key)
+        if a is None or a.dtype.kind not in ("iu" if key == "indices" else "f") or a.ndim < ndim:
+            what = "missing" if a is None else f"{a.dtype.name} {a.shape}"
+            raise BadInputError(f"{path}: malformed sample file ({key} is {what})")
+        if len(a) != stop - start:
+            raise BadInputError(
+                f"{path}: malformed sample file ({key} has {len(a)} rows for samples {start}..{stop - 1})"
+            )
+    return meta, arrays
 
 
 _RECIPE_KEYS = ("space", "latent_space", "n", "seed", "stream", "block", "generator")
@@ -201,21 +233,34 @@ def merge_samples(paths: list[str | Path], out: str | Path, *, force: bool = Fal
     n = int(first["n"])
     check_coverage([(m["start"], m["stop"]) for m in metas], n)
     order = sorted(range(len(paths)), key=lambda i: metas[i]["start"])
-    with tempfile.TemporaryDirectory(dir=out.parent if str(out.parent) else ".") as tmp:
-        merged: dict[str, np.ndarray] = {}
-        for i in order:
-            _, arrays = read_samples(paths[i])
-            lo, hi = metas[i]["start"], metas[i]["stop"]
-            for key in ("indices", "z", "latents"):
-                if key not in merged:
-                    merged[key] = open_memmap(
-                        Path(tmp) / f"{key}.npy", mode="w+", dtype=arrays[key].dtype, shape=(n, *arrays[key].shape[1:])
-                    )
-                merged[key][lo:hi] = arrays[key]
-            del arrays
-        meta = {**first, "start": 0, "stop": n, "shard": None, "merged_from": [str(p) for p in paths]}
-        write_meta_npz(out, meta, merged, force)
-        merged.clear()
+    created = make_parents(out)  # the merge's scratch folder sits next to out
+    try:
+        with tempfile.TemporaryDirectory(dir=out.parent if str(out.parent) else ".") as tmp:
+            merged: dict[str, np.ndarray] = {}
+            for i in order:
+                _, arrays = read_samples(paths[i])
+                lo, hi = metas[i]["start"], metas[i]["stop"]
+                for key in ("indices", "z", "latents"):
+                    row = arrays[key].shape[1:]
+                    if key in merged and row != merged[key].shape[1:]:
+                        raise MismatchError(
+                            f"{paths[i]}: {key} rows of shape {row}, other shards {merged[key].shape[1:]}"
+                        )
+                    if key not in merged:
+                        merged[key] = open_memmap(
+                            Path(tmp) / f"{key}.npy",
+                            mode="w+",
+                            dtype=arrays[key].dtype,
+                            shape=(n, *arrays[key].shape[1:]),
+                        )
+                    merged[key][lo:hi] = arrays[key]
+                del arrays
+            meta = {**first, "start": 0, "stop": n, "shard": None, "merged_from": [str(p) for p in paths]}
+            write_meta_npz(out, meta, merged, force)
+            merged.clear()
+    except BaseException:
+        remove_created(created)
+        raise
     return {"out": str(out), "count": n, "parts": len(paths)}
 
 

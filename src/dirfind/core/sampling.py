@@ -337,9 +337,8 @@ def reduce_stream(
     """
     pos = stream.start
     if job is not None:
-        saved = job.stage(stage)
+        saved = job.restore(stage, reducer, stream.start, stream.stop)
         if saved is not None:
-            reducer.load_state_dict(saved.arrays)
             if saved.done:
                 return reducer
             pos = saved.pos

@@ -3,13 +3,9 @@ an unsharded run (``--shard K/N`` job arrays, combined with ``dirfind merge``)."
 
 from __future__ import annotations
 
-import json
-import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from ..errors import BadInputError, NotFoundError
 
@@ -60,19 +56,23 @@ def register_merger(fmt: str, fn: Callable[..., dict[str, Any]], default_out: st
 
 def shard_format(paths: Sequence[str | Path]) -> str:
     """The one registered format all ``paths`` share (a one-line error naming a bad file)."""
+    from ..util.fileio import read_meta_npz
+
     if not paths:
         raise BadInputError("no shard outputs given", param="parts")
+    known = " or ".join(MERGERS) or "no formats known"
     kinds = set()
     for p in paths:
-        if not Path(p).exists():
-            raise NotFoundError(f"file not found: {p}")
         try:
-            with np.load(p, allow_pickle=False) as f:
-                meta = json.loads(str(f["meta"][()]))
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError):
-            raise BadInputError(f"{p}: not a shard output ({' or '.join(MERGERS) or 'no formats known'})") from None
-        kinds.add(meta.get("format") if isinstance(meta, dict) else None)
-    if len(kinds) != 1 or next(iter(kinds)) not in MERGERS:
+            fmt = read_meta_npz(p, "shard output", meta_only=True)[0].get("format")
+        except NotFoundError:
+            raise NotFoundError(f"file not found: {p}") from None
+        except BadInputError as e:
+            raise BadInputError(f"{e} ({known})") from None
+        if fmt not in MERGERS:
+            raise BadInputError(f"{p}: not a shard output ({known}; its format is {fmt!r})")
+        kinds.add(fmt)
+    if len(kinds) != 1:
         raise BadInputError(f"give shard outputs of one kind ({', '.join(MERGERS)}), not a mixture")
     return next(iter(kinds))
 

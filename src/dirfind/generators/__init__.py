@@ -93,7 +93,7 @@ def load_generator(
     if res.entry is not None or not res.path.exists():
         res = resolve(ckpt, registry)  # now download
     path = checkpoint_root(res.path)  # a member file of a folder checkpoint means the folder
-    fingerprint = sha256_path(path)
+    fingerprint = sha256_path(path, remember=True)  # the fetch just verified it: read once
     if res.entry is not None and res.entry.sha256 and fingerprint != res.entry.sha256.lower():
         raise IntegrityError(
             f"cached checkpoint {res.path} does not match the registry sha256; fetch {res.entry.name} again "
@@ -106,12 +106,17 @@ def load_generator(
             if cls.accepts(ck):
                 break
         else:
+            why = next((f"{n}: {r}" for n, c in FAMILIES.items() if (r := c.rejection(ck))), None)
             raise BadInputError(
                 f"{res.path.name} is not a generator checkpoint of a supported family ({', '.join(FAMILIES)})"
+                + (f"; as a {why}" if why else "")
             )
     else:
         cls = FAMILIES[family]
-    gen = cls.from_checkpoint(ck, entry=res.entry)
+    try:
+        gen = cls.from_checkpoint(ck, entry=res.entry)
+    except BadInputError as e:  # sizes checked while building name the file too
+        raise (e if res.path.name in str(e) else e.with_prefix(f"{res.path.name}: ")) from None
     gen.fingerprint = fingerprint
     gen.checkpoint = str(ckpt)
     gen.checkpoint_path = str(path.resolve())

@@ -36,9 +36,28 @@ if TYPE_CHECKING:
 
 SPACES = ("z", "w", "w+")
 
+#: Largest sizes a checkpoint may declare (latent width or channel count, image side, number of
+#: w+ layers, classes). Published generators stay far below; a file declaring more (or zero) is
+#: refused before anything of that size is allocated.
+MAX_SIZES = {"width": 1 << 16, "resolution": 1 << 13, "layers": 1 << 10, "classes": 1 << 20}
+_SIZE_KIND = {"resolution": "resolution", "num_ws": "layers", "num_classes": "classes"}
+
 #: SeFa's layer selections: ``genforce`` (official: one reader per latent-reading layer) and
 #: ``rosinality`` (``closed_form_factorization.py``: every conv reader plus the first to-RGB).
 VARIANTS = ("genforce", "rosinality")
+
+
+def check_sizes(**sizes: int | Sequence[int]) -> None:
+    """A one-line :class:`BadInputError` unless every declared size (an int or a list of them) is
+    an integer in 1..its bound in :data:`MAX_SIZES` (``num_classes`` may be 0). Names:
+    ``resolution``, ``num_ws``, ``num_classes``; anything else is a width (latent dims, channels)."""
+    for name, value in sizes.items():
+        kind = _SIZE_KIND.get(name, "width")
+        low, high = (0 if name == "num_classes" else 1), MAX_SIZES[kind]
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not low <= v <= high:
+                shown = f"about 10^{len(str(v)) - 1}" if isinstance(v, int) and v > 10**12 else repr(v)
+                raise BadInputError(f"implausible generator size: {name} = {shown} (expected {low}..{high})")
 
 
 class LatentReader(NamedTuple):
@@ -97,6 +116,14 @@ class Generator(torch.nn.Module, metaclass=abc.ABCMeta):
         num_classes: int = 0,
     ):
         super().__init__()
+        check_sizes(
+            z_dim=z_dim,
+            w_dim=z_dim if w_dim is None else w_dim,
+            resolution=resolution,
+            channels=channels,
+            num_ws=num_ws,
+            num_classes=num_classes,
+        )
         self.z_dim = int(z_dim)
         self.w_dim = int(w_dim if w_dim is not None else z_dim)
         self.num_ws = int(num_ws)
@@ -118,6 +145,12 @@ class Generator(torch.nn.Module, metaclass=abc.ABCMeta):
     @abc.abstractmethod
     def from_checkpoint(cls, ck: Checkpoint, entry: Any = None) -> Generator:
         """Build the adapter from a checkpoint this family accepts; a clear error otherwise."""
+
+    @classmethod
+    def rejection(cls, ck: Checkpoint) -> str | None:
+        """Why a checkpoint that looks like this family's (but is not accepted) is refused, for the
+        error message when no family accepts it; None when it does not look like one."""
+        return None
 
     # ------------------------------------------------------------------ settings
     @property

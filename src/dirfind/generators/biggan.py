@@ -44,8 +44,8 @@ from torch import nn
 from ..errors import BadInputError
 from ..util.progress import warn
 from . import register
-from .base import Generator, LatentReader
-from .loading.checkpoint import Checkpoint, load_torch
+from .base import Generator, LatentReader, check_sizes
+from .loading.checkpoint import Checkpoint, check_shapes, load_torch
 from .nets.biggan import SN, Block, Trunk
 from .settings import RenderSettings
 
@@ -88,6 +88,12 @@ def _read_config(path: Path) -> dict[str, Any]:
         raise BadInputError(f"{path}: BigGAN config.json has malformed values") from None
     if cfg["n_stats"] < 2 or not layers:
         raise BadInputError(f"{path}: BigGAN config.json needs n_stats >= 2 and at least one layer")
+    try:
+        widths = [cfg["channel_width"] * m for _, a, b in layers for m in (a, b)]
+        check_sizes(z_dim=cfg["z_dim"], num_classes=cfg["num_classes"], num_ws=len(layers) + 1, widths=widths)
+        check_sizes(n_stats=cfg["n_stats"])
+    except BadInputError as e:
+        raise BadInputError(f"{path}: BigGAN config.json declares an {e}") from None
     return cfg
 
 
@@ -151,8 +157,10 @@ class BigGANGenerator(Generator):
             raise BadInputError(
                 f"{weights}: not a pytorch-pretrained-BigGAN state dict (no embeddings.weight / generator.gen_z)"
             )
-        gen = cls(cfg)
         sd = {k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}
+        optional = lambda k: k.endswith(".weight_v")  # noqa: E731 (older files: derived below)
+        check_shapes(lambda: cls(cfg), sd, f"{weights}: weights do not fit {config.name}", optional)
+        gen = cls(cfg)
         missing_v = [k for k in gen.state_dict() if k.endswith(".weight_v") and k not in sd]
         try:
             result = gen.load_state_dict(sd, strict=False)

@@ -1,40 +1,111 @@
-"""DCGAN adapter: PyTorch tutorial / examples state dicts (network in :mod:`.nets.dcgan`).
+"""DCGAN adapter: state dicts of the PyTorch tutorial / examples generator (network in
+:mod:`.nets.dcgan`), whatever the modules are called.
 
-nz, the widths, the channel count and the depth are read off the weight shapes.
+The layer stack is read off the state dict's order and shapes (:func:`read_stack`): nz, the
+widths, the channel count, the depth, which layers have BatchNorm2d and which ConvTs a bias.
+Strides, paddings and the final tanh are the tutorial's (a state dict does not record them).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
 from ..errors import BadInputError
 from . import register
-from .base import Generator, LatentReader
+from .base import Generator, LatentReader, check_sizes
 from .loading.checkpoint import Checkpoint, unwrap_state_dict
 from .nets.dcgan import DCGANNet
 
-_KEY = re.compile(r"^main\.(\d+)\.(weight|bias|running_mean|running_var|num_batches_tracked)$")
+_PARTS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+_BN = {"weight", "bias", "running_mean", "running_var"}
 
 
-def _dcgan_state(obj: Any) -> dict[str, torch.Tensor] | None:
-    """Return the generator state dict if ``obj`` holds one in the DCGAN layout, else None."""
-    if isinstance(obj, dict) and "netG_state_dict" not in obj and "netG" in obj:
-        obj = obj["netG"]
-    sd = unwrap_state_dict(obj)
-    if not isinstance(sd, dict) or not sd or not all(isinstance(k, str) and _KEY.match(k) for k in sd):
-        return None
-    if not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        return None
-    convs = sorted(int(_KEY.match(k)[1]) for k, v in sd.items() if k.endswith(".weight") and v.ndim == 4)
-    bns = sorted(int(_KEY.match(k)[1]) for k, v in sd.items() if k.endswith(".weight") and v.ndim == 1)
-    n = len(convs)
-    if n < 2 or convs != [3 * i for i in range(n)] or bns != [3 * i + 1 for i in range(n - 1)]:
-        return None
-    return sd
+@dataclass
+class Stack:
+    """A DCGAN layer stack read off a state dict: per layer its ConvT weight and optional bias and
+    BatchNorm2d tensors, in the state dict's order."""
+
+    convs: list[dict[str, torch.Tensor]]
+    bns: list[dict[str, torch.Tensor] | None]
+
+    @property
+    def widths(self) -> list[int]:
+        return [int(c["weight"].shape[1]) for c in self.convs]
+
+    def net_state(self) -> dict[str, torch.Tensor]:
+        """The tensors under :class:`DCGANNet`'s names (``main.0.weight``, ...)."""
+        out, i = {}, 0
+        for conv, bn in zip(self.convs, self.bns, strict=True):
+            out.update({f"main.{i}.{k}": v for k, v in conv.items()})
+            i += 1
+            if bn is not None:
+                out.update({f"main.{i}.{k}": v for k, v in bn.items()})
+                i += 1
+            i += 1  # ReLU (or the final Tanh)
+        return out
+
+
+def _generator_dict(obj: Any) -> Any:
+    """The generator's state dict in a training file (``netG``/``generator`` next to the
+    discriminator's) or the usual wrappers (``netG_state_dict``, ``state_dict``, ``model``)."""
+    if isinstance(obj, dict) and "netG_state_dict" not in obj:
+        obj = next((obj[k] for k in ("netG", "generator") if isinstance(obj.get(k), dict)), obj)
+    return unwrap_state_dict(obj)
+
+
+def read_stack(obj: Any) -> tuple[Stack | None, str]:
+    """(the DCGAN stack in ``obj``, "") or (None, why it is not one). Module names and nesting do
+    not matter (``main.0``, ``convTr1``, ``model.layers.0``, ``module.`` prefixes): the layers are
+    the state dict's modules in order, each a ConvTranspose2d (4-D weight, optional bias) or a
+    BatchNorm2d (weight, bias, running_mean, running_var, optional num_batches_tracked)."""
+    sd = _generator_dict(obj)
+    if not isinstance(sd, dict) or not sd:
+        return None, "no state dict"
+    modules: dict[str, dict[str, Any]] = {}
+    for key, value in sd.items():
+        prefix, _, part = str(key).rpartition(".")
+        if part not in _PARTS or not isinstance(value, torch.Tensor):
+            return None, f"{key!r} is not a ConvTranspose2d or BatchNorm2d tensor"
+        modules.setdefault(prefix, {})[part] = value
+    convs: list[dict[str, torch.Tensor]] = []
+    bns: list[dict[str, torch.Tensor] | None] = []
+    for name, parts in modules.items():
+        w = parts.get("weight")
+        if w is not None and w.ndim == 4 and set(parts) <= {"weight", "bias"}:
+            if tuple(w.shape[2:]) != (4, 4):
+                return None, f"{name}: ConvTranspose2d kernel {tuple(w.shape[2:])}, the DCGAN stack uses 4x4"
+            cin = convs[-1]["weight"].shape[1] if convs else w.shape[0]
+            if w.shape[0] != cin:
+                return None, f"{name}: {w.shape[0]} input channels after a layer with {cin} outputs"
+            if "bias" in parts and tuple(parts["bias"].shape) != (w.shape[1],):
+                return None, f"{name}: bias of shape {tuple(parts['bias'].shape)} for {w.shape[1]} channels"
+            convs.append(dict(parts))
+            bns.append(None)
+        elif _BN <= set(parts) and all(parts[k].ndim == 1 for k in _BN):
+            size = {int(parts[k].shape[0]) for k in _BN}
+            if not convs or bns[-1] is not None:
+                return None, f"{name}: a BatchNorm2d that does not follow a ConvTranspose2d"
+            if size != {convs[-1]["weight"].shape[1]}:
+                return (
+                    None,
+                    f"{name}: BatchNorm2d of size {sorted(size)} after a {convs[-1]['weight'].shape[1]}-channel layer",
+                )
+            bns[-1] = dict(parts)
+        else:
+            return (
+                None,
+                f"{name}: neither a ConvTranspose2d (4-D weight) nor a BatchNorm2d ({', '.join(sorted(parts))})",
+            )
+    if len(convs) < 2:
+        return None, f"{len(convs)} ConvTranspose2d layer(s); a DCGAN stack has at least 2"
+    if bns[-1] is not None:
+        return None, "a BatchNorm2d after the last ConvTranspose2d (the stack ends in tanh)"
+    return Stack(convs, bns), ""
 
 
 @register
@@ -43,36 +114,53 @@ class DCGANGenerator(Generator):
 
     family = "dcgan"
     spaces = ("z",)
-    pca_activation = "main.2"  # the first BN+ReLU output (512x4x4), as in the GANSpace reference run
 
-    def __init__(self, nz: int, widths: list[int]):
+    def __init__(
+        self, nz: int, widths: list[int], bn: Sequence[bool] | None = None, bias: Sequence[bool] | None = None
+    ):
         super().__init__(z_dim=nz, resolution=4 * 2 ** (len(widths) - 1), channels=widths[-1])
+        check_sizes(widths=widths)
         self.ngf = widths[-2] if len(widths) > 1 else widths[0]
-        self.net = DCGANNet(nz, widths)
+        self.net = DCGANNet(nz, widths, bn, bias)
         self._names = [f"main.{i}" for i in range(len(self.net.main))]
+        #: the first ReLU's output (512x4x4 in the tutorial: ``main.2``, the GANSpace reference run's layer)
+        self.pca_activation = next(n for n, m in zip(self._names, self.net.main, strict=True) if isinstance(m, nn.ReLU))
 
     # ------------------------------------------------------------------ loading
     @classmethod
     def accepts(cls, ck: Checkpoint) -> bool:
-        return ck.kind == "torch" and _dcgan_state(ck.obj) is not None
+        return ck.kind == "torch" and read_stack(ck.obj)[0] is not None
+
+    @classmethod
+    def rejection(cls, ck: Checkpoint) -> str | None:
+        """Why a file of ConvTranspose2d/BatchNorm2d-like tensors is not a DCGAN stack (else None)."""
+        if ck.kind != "torch":
+            return None
+        stack, why = read_stack(ck.obj)
+        sd = _generator_dict(ck.obj)
+        looks = isinstance(sd, dict) and sd and all(str(k).rpartition(".")[2] in _PARTS for k in sd)
+        return why if stack is None and looks else None
 
     @classmethod
     def from_checkpoint(cls, ck: Checkpoint, entry: Any = None) -> DCGANGenerator:
-        sd = _dcgan_state(ck.obj) if ck.kind == "torch" else None
-        if sd is None:
+        stack, why = read_stack(ck.obj) if ck.kind == "torch" else (None, "not a torch state dict")
+        if stack is None:
             hint = ""
             if isinstance(ck.obj, dict) and any(str(k).startswith(("netD", "discriminator")) for k in ck.obj):
-                hint = " (it looks like a discriminator-only file)"
-            raise BadInputError(f"{ck.path.name} is not a DCGAN generator checkpoint{hint}")
-        n = sum(1 for k, v in sd.items() if k.endswith(".weight") and v.ndim == 4)
-        w0 = sd["main.0.weight"]
-        widths = [int(sd[f"main.{3 * i}.weight"].shape[1]) for i in range(n)]
-        gen = cls(int(w0.shape[0]), widths)
-        state = {f"net.{k}": v for k, v in sd.items()}
+                hint = "; it looks like a discriminator-only file"
+            raise BadInputError(f"{ck.path.name} is not a DCGAN generator checkpoint ({why}{hint})")
+        nz = int(stack.convs[0]["weight"].shape[0])
+        bn = [b is not None for b in stack.bns[:-1]]
+        bias = ["bias" in c for c in stack.convs]
+        gen = cls(nz, stack.widths, bn, bias)
+        state = {f"net.{k}": v for k, v in stack.net_state().items()}
         try:
-            gen.load_state_dict(state, strict=True)
+            res = gen.load_state_dict(state, strict=False)  # num_batches_tracked is optional (eval mode)
         except RuntimeError as e:
             raise BadInputError(f"{ck.path.name}: inconsistent DCGAN weights ({str(e).splitlines()[0]})") from None
+        bad = [k for k in res.missing_keys if not k.endswith("num_batches_tracked")] + res.unexpected_keys
+        if bad:
+            raise BadInputError(f"{ck.path.name}: inconsistent DCGAN weights ({bad[0]})")
         return gen
 
     # ------------------------------------------------------------------ interface

@@ -27,8 +27,8 @@ import torch.nn.functional as F
 
 from ..errors import BadInputError
 from . import register
-from .base import Generator, LatentReader
-from .loading.checkpoint import Checkpoint, unwrap_state_dict
+from .base import Generator, LatentReader, check_sizes
+from .loading.checkpoint import Checkpoint, check_shapes, unwrap_state_dict
 from .nets.pggan import ConvBlock, pixel_norm
 
 _KEY = re.compile(r"^(lod|(layer|output)(\d+)\.(weight|bias))$")
@@ -95,8 +95,10 @@ class PGGANGenerator(Generator):
         except KeyError as e:
             raise BadInputError(f"{ck.path.name}: PGGAN weights lack {e.args[0]}") from None
         lod = float(sd["lod"]) if "lod" in sd else 0.0
-        gen = cls(int(w0.shape[1]), widths, channels, lod)
         state = {k: v for k, v in sd.items() if k != "lod"}
+        check_sizes(z_dim=int(w0.shape[1]), widths=widths, channels=channels, resolution=4 * 2 ** (nblocks - 1))
+        check_shapes(lambda: cls(int(w0.shape[1]), widths, channels, lod), state, f"{ck.path.name}: PGGAN weights")
+        gen = cls(int(w0.shape[1]), widths, channels, lod)
         try:
             gen.load_state_dict(state, strict=True)
         except RuntimeError as e:

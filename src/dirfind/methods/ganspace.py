@@ -36,7 +36,7 @@ import torch
 from ..bank import DirectionBank, checkpoint_of, generator_identity
 from ..core.jobs import Job, json_normal, resumable
 from ..core.pca import SOLVERS, PCAResult, check_k, choose_solver, pca_from_cov, streaming_pca
-from ..core.reducers import MeanCov
+from ..core.reducers import MeanCov, saved_arrays
 from ..core.sampling import STREAMS, Batch, SampleStream, feature_space, reduce_stream
 from ..core.shards import check_coverage, check_shard, register_merger
 from ..errors import BadInputError, MismatchError
@@ -133,8 +133,9 @@ class LatentRegression:
         return {"ata": self.ata.cpu().numpy(), "atz": self.atz.cpu().numpy()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        self.ata = torch.from_numpy(np.array(state["ata"])).to(self.device)
-        self.atz = torch.from_numpy(np.array(state["atz"])).to(self.device)
+        st = saved_arrays(state, {"ata": tuple(self.ata.shape), "atz": tuple(self.atz.shape)})
+        self.ata = torch.from_numpy(np.array(st["ata"], np.float64)).to(self.device)
+        self.atz = torch.from_numpy(np.array(st["atz"], np.float64)).to(self.device)
 
 
 def regression_samples(n: int, n_regression: int | None) -> int:
@@ -386,8 +387,26 @@ def ganspace_shard(
 
 
 def read_partial(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """(meta, arrays) of a partial file written by :func:`ganspace_shard`."""
-    return read_meta_npz(path, "GANSpace partial file", PARTIAL_FORMAT)
+    """(meta, arrays) of a partial file written by :func:`ganspace_shard` (a one-line error naming
+    the file when its metadata or statistics are malformed)."""
+    meta, arrays = read_meta_npz(path, "GANSpace partial file", PARTIAL_FORMAT)
+    ident, rng = meta.get("identity"), meta.get("range")
+    samples = ident.get("samples") if isinstance(ident, dict) else None
+    ok = isinstance(samples, dict) and all(k in ident for k in ("k", "layers", "solver", "n_regression"))
+    ok = ok and all(k in samples for k in ("n", "seed", "space")) and isinstance(samples.get("generator"), dict)
+    ok = ok and isinstance(rng, list) and len(rng) == 2 and all(type(v) is int for v in rng)
+    ok = ok and type(samples["n"]) is int and 0 <= rng[0] <= rng[1] <= samples["n"]
+    if not ok:
+        raise BadInputError(f"{path}: malformed GANSpace partial file (identity or sample range)")
+    mean = arrays.get("mean")
+    dim = mean.shape[0] if mean is not None and mean.ndim == 1 else -1
+    try:
+        saved_arrays(arrays, {"n": (), "mean": (dim,), "m2": (dim, dim)})
+    except BadInputError as e:
+        raise BadInputError(f"{path}: malformed GANSpace partial file ({e})") from None
+    if int(arrays["n"]) != rng[1] - rng[0]:
+        raise BadInputError(f"{path}: malformed GANSpace partial file ({int(arrays['n'])} samples in {rng})")
+    return meta, arrays
 
 
 def merge_partials(

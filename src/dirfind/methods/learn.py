@@ -25,6 +25,7 @@ import torch
 from ..bank import DirectionBank, generator_identity
 from ..core.jobs import Job, resumable
 from ..core.jvp import require_deterministic
+from ..core.reducers import saved_arrays
 from ..errors import BadInputError
 from ..generators.base import Generator
 from ..util.options import check_choice, check_positive, option
@@ -272,10 +273,20 @@ def _learn(gen: Generator, cfg: LearnOptions, job: Job, sl: tuple[int, int], ndi
     start = 0
     saved = job.stage(STAGE)
     if saved is not None:
+        shapes = {"A": tuple(a.shape), "history": (saved.pos,)}
+        if "adam_step" in saved.arrays:
+            shapes.update(adam_step=(), adam_exp_avg=tuple(a.shape), adam_exp_avg_sq=tuple(a.shape))
+        try:
+            arrays = saved_arrays(saved.arrays, shapes)
+        except BadInputError as e:
+            where = job.folder / "state.npz" if job.folder is not None else "saved state"
+            raise BadInputError(
+                f"{where}: malformed saved state ({e}); start over with force=True", param="force"
+            ) from None
         with torch.no_grad():
-            a.copy_(torch.from_numpy(saved.arrays["A"]))
-        _restore_adam(opt, a, saved.arrays)
-        history = saved.arrays["history"].astype(np.float64).tolist()
+            a.copy_(torch.from_numpy(arrays["A"]))
+        _restore_adam(opt, a, arrays)
+        history = arrays["history"].astype(np.float64).tolist()
         start = saved.pos
         log(f"resuming {cfg.method} at step {start} of {cfg.steps}")
     if start > cfg.steps:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -12,16 +15,22 @@ from ..util.progress import bar
 
 
 def render(
-    gen: Generator, latents: torch.Tensor, space: str, batch_size: int = 32, desc: str | None = "render"
+    gen: Generator,
+    latents: torch.Tensor,
+    space: str,
+    batch_size: int = 32,
+    desc: str | None = "render",
+    pbar: Any = None,
 ) -> np.ndarray:
     """Render latents (any leading shape) of ``space`` in batches under ``inference_mode``; returns
-    uint8 NHWC with the same leading shape."""
+    uint8 NHWC with the same leading shape. ``pbar``: advance this progress bar instead of a new one."""
     if batch_size < 1:
         raise BadInputError(f"batch_size must be at least 1, got {batch_size}", param="batch_size")
     lead = latents.shape[: latents.ndim - len(gen.latent_shape(space))]
     flat = latents.reshape(-1, *gen.latent_shape(space))
     chunks = []
-    with torch.inference_mode(), bar(total=len(flat), desc=desc, unit="img") as pbar:
+    own = pbar is None
+    with torch.inference_mode(), bar(total=len(flat), desc=desc, unit="img") if own else nullcontext(pbar) as pbar:
         for i in range(0, len(flat), batch_size):
             x = flat[i : i + batch_size].to(gen.device, gen.dtype)
             chunks.append(to_uint8(gen.synthesis(x, space)))

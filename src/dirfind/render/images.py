@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +15,14 @@ from ..util.images import to_pil, to_uint8
 
 GRID_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
-__all__ = ["GRID_SUFFIXES", "grid", "output_kind", "to_uint8", "write_traversal"]
+__all__ = ["GRID_SUFFIXES", "grid", "output_kind", "to_uint8", "traversal_sink", "write_traversal"]
 
 
-def grid(tiles: np.ndarray, pad: int = 2, fill: int = 255) -> np.ndarray:
+#: pixels between the tiles of a grid
+PAD = 2
+
+
+def grid(tiles: np.ndarray, pad: int = PAD, fill: int = 255) -> np.ndarray:
     """Tile an (rows, cols, H, W, C) uint8 array into one image with ``pad`` pixels between tiles."""
     rows, cols, h, w, c = tiles.shape
     out = np.full((rows * h + (rows - 1) * pad, cols * w + (cols - 1) * pad, c), fill, np.uint8)
@@ -39,33 +45,122 @@ def output_kind(out: str | Path) -> str:
     raise BadInputError(f"out {out}: use an image file (.png/.jpg), a .gif, or a folder ending in /", param="out")
 
 
-def write_traversal(tiles: np.ndarray, out: str | Path, force: bool = False, fps: float = 8.0) -> list[Path]:
-    """Write an (rows, steps, H, W, C) traversal: a grid (rows x steps), a GIF whose frame s shows
-    every row at step s and plays forth and back, or a folder of numbered PNG frames (same frames)."""
-    kind = output_kind(out)
-    path = Path(str(out).rstrip("/\\"))
+#: Largest image (or GIF frame set) a traversal holds in memory to encode; larger requests are
+#: refused before anything is rendered (frames/ stream to disk one frame at a time).
+MAX_IMAGE_BYTES = 2**31
+#: Most steps (frames) one traversal renders.
+MAX_STEPS = 100_000
+#: Widths/heights the encoders can store (libjpeg, libwebp and GIF limits; PNG allows 2**31 - 1).
+MAX_SIDE = {".jpg": 65_500, ".jpeg": 65_500, ".webp": 16_383, ".gif": 65_535}
+
+
+def grid_shape(rows: int, cols: int, tile: tuple[int, int, int], pad: int = PAD) -> tuple[int, int, int]:
+    """(height, width, channels) of a rows x cols grid of (H, W, C) tiles."""
+    h, w, c = tile
+    return rows * h + (rows - 1) * pad, cols * w + (cols - 1) * pad, c
+
+
+def check_traversal_size(out: str | Path | None, rows: int, steps: int, tile: tuple[int, int, int]) -> None:
+    """Refuse (one line) a traversal that cannot be encoded or held in memory, before rendering:
+    the grid (or one frame of frames/) over :data:`MAX_IMAGE_BYTES`, a GIF whose frames together
+    are, a side over the format's limit, or more than :data:`MAX_STEPS` steps."""
+    kind = "images" if out is None else output_kind(out)
+    if rows < 1:
+        raise BadInputError("nothing to render: no seeds or latents", param=("seeds", "latents"))
+    if steps > MAX_STEPS:
+        raise BadInputError(f"steps must be at most {MAX_STEPS}, got {steps}", param="steps")
+    h, w, c = grid_shape(rows, 1 if kind == "frames" else steps, tile)
+    held = h * w * c * (3 if kind == "gif" else 1)  # a GIF also keeps every frame and its palette copy
+    side = MAX_SIDE.get(Path(str(out)).suffix.lower(), 2**31 - 1) if kind in ("grid", "gif") else 2**31 - 1
+    what = "one frame" if kind == "frames" else "the GIF" if kind == "gif" else "the grid"
+    if held > MAX_IMAGE_BYTES or max(h, w) > side:
+        raise BadInputError(
+            f"{rows} rows x {steps} steps is too large to render: {what} would be {w}x{h} px "
+            f"({held / 2**30:.1f} GiB, limit {MAX_IMAGE_BYTES / 2**30:g} GiB; side limit {side} px); "
+            "use fewer seeds, directions or steps",
+            param=("seeds", "steps"),
+        )
+
+
+class TraversalSink:
+    """Receives a traversal one step (column) at a time: pasted into a grid canvas (grids, GIFs,
+    in-memory results) or written as the next numbered frame (frames/), so neither the float
+    images nor a second copy of the tiles are ever held."""
+
+    def __init__(self, kind: str, rows: int, steps: int, tile: tuple[int, int, int], folder: Path | None = None):
+        self.kind, self.rows, self.steps, self.tile = kind, rows, steps, tile
+        self.folder = folder
+        self.names = [f"{s:0{max(4, len(str(steps - 1)))}d}.png" for s in range(steps)]
+        self.canvas = None if kind == "frames" else np.full(grid_shape(rows, steps, tile), 255, np.uint8)
+
+    def put(self, step: int, column: np.ndarray) -> None:
+        """Step ``step``: the (rows, H, W, C) tiles of every row."""
+        if self.canvas is None:
+            to_pil(grid(column[:, None])).save(self.folder / self.names[step], format="PNG")
+            return
+        h, w, _ = self.tile
+        for r in range(self.rows):
+            self.canvas[r * (h + PAD) : r * (h + PAD) + h, step * (w + PAD) : step * (w + PAD) + w] = column[r]
+
+    @property
+    def tiles(self) -> np.ndarray | None:
+        """The (rows, steps, H, W, C) tiles as a view of the canvas (None for frames/)."""
+        if self.canvas is None:
+            return None
+        h, w, c = self.tile
+        sy, sx, sc = self.canvas.strides
+        shape, strides = (self.rows, self.steps, h, w, c), ((h + PAD) * sy, (w + PAD) * sx, sy, sx, sc)
+        return np.lib.stride_tricks.as_strided(self.canvas, shape, strides, writeable=False)
+
+    def frame(self, step: int) -> np.ndarray:
+        """The image of step ``step`` (every row at that step), from the canvas."""
+        w = self.tile[1]
+        return self.canvas[:, step * (w + PAD) : step * (w + PAD) + w]
+
+
+@contextlib.contextmanager
+def traversal_sink(
+    out: str | Path | None, rows: int, steps: int, tile: tuple[int, int, int], *, force: bool = False, fps: float = 8.0
+) -> Iterator[TraversalSink]:
+    """A :class:`TraversalSink` whose result is written atomically to ``out`` when the block ends
+    (a grid, a GIF whose frame s shows every row at step s and plays forth and back, or a folder of
+    numbered PNG frames; ``None``: kept in memory only). ``sink.files`` lists what was written."""
+    check_traversal_size(out, rows, steps, tile)
+    kind = "images" if out is None else output_kind(out)
+    path = None if out is None else Path(str(out).rstrip("/\\"))
+    if kind == "frames":
+        with atomic_dir(path, force=force) as tmp:
+            sink = TraversalSink(kind, rows, steps, tile, folder=tmp)
+            yield sink
+        sink.files = [path / n for n in sink.names]
+        return
+    sink = TraversalSink(kind, rows, steps, tile)
+    yield sink
+    sink.files = []
     if kind == "grid":
         with atomic_path(path, force=force) as tmp:
-            to_pil(grid(tiles)).save(tmp, format=Image.registered_extensions()[path.suffix.lower()])
-        return [path]
-    frames = [grid(tiles[:, s : s + 1]) for s in range(tiles.shape[1])]
-    if kind == "gif":
+            to_pil(sink.canvas).save(tmp, format=Image.registered_extensions()[path.suffix.lower()])
+        sink.files = [path]
+    elif kind == "gif":
+        frames = [to_pil(sink.frame(s)) for s in range(steps)]
         loop = frames + frames[-2:0:-1]  # ping-pong so the animation loops without a jump
-        pil = [to_pil(f) for f in loop]
         with atomic_path(path, force=force) as tmp:
-            pil[0].save(
+            loop[0].save(
                 tmp,
                 format="GIF",
                 save_all=True,
-                append_images=pil[1:],
+                append_images=loop[1:],
                 loop=0,
                 duration=int(round(1000 / fps)),
                 optimize=False,
             )
-        return [path]
-    written = []
-    with atomic_dir(path, force=force) as tmp:
-        for s, f in enumerate(frames):
-            to_pil(f).save(tmp / f"{s:04d}.png")
-            written.append(path / f"{s:04d}.png")
-    return written
+        sink.files = [path]
+
+
+def write_traversal(tiles: np.ndarray, out: str | Path, force: bool = False, fps: float = 8.0) -> list[Path]:
+    """Write an in-memory (rows, steps, H, W, C) traversal to ``out`` (see :func:`traversal_sink`)."""
+    rows, steps = tiles.shape[:2]
+    with traversal_sink(out, rows, steps, tuple(tiles.shape[2:]), force=force, fps=fps) as sink:
+        for s in range(steps):
+            sink.put(s, tiles[:, s])
+    return sink.files

@@ -26,7 +26,7 @@ def read_latents(
     """Latents from ``path`` (an (N, ...) or single-latent ``.npy``) in the working space of
     ``bank``'s edit (``layers`` overriding the bank's). ``space``: the file's space (default: z for
     2-D arrays, w+ for 3-D); z latents are embedded, w latents repeated per layer."""
-    arr = read_npy(path, "latents")
+    arr = read_npy(path, "latents", numeric=True)
     space = space or ("z" if arr.ndim == 2 else "w+")
     gen.check_space(space)
     shape = gen.latent_shape(space)

@@ -25,9 +25,10 @@ from ..generators.base import Generator
 from ..generators.settings import RenderSettings
 from ..util.fileio import check_writable
 from ..util.options import check_positive, option
+from ..util.progress import bar
 from .batched import render
 from .edit import bank_edit, traversal_latents
-from .images import output_kind, write_traversal
+from .images import MAX_STEPS, check_traversal_size, output_kind, traversal_sink
 from .latents import read_latents
 
 #: samples a traversal shows when neither seeds nor latents are given
@@ -54,12 +55,18 @@ class TraverseOptions:
         None, "Also render a local bank's own sample first (default: alone when no seeds/latents are given)."
     )
     batch_size: int = option(32, "Images per generator call.")
-    fps: float = option(8.0, "GIF frames per second.")
+    fps: float = option(8.0, "GIF frames per second (0.01 to 100: GIF stores frame times in 1/100 s).")
 
     def __post_init__(self) -> None:
         check_positive(self.steps, "steps")
+        if self.steps > MAX_STEPS:
+            raise BadInputError(f"steps must be at most {MAX_STEPS}, got {self.steps}", param="steps")
         check_positive(self.batch_size, "batch_size")
         check_positive(self.fps, "fps", 0, strict=True)
+        if not 0.01 <= self.fps <= 100:
+            raise BadInputError(
+                f"fps must be in 0.01..100 (GIF frame times are 1/100 s units), got {self.fps}", param="fps"
+            )
         if self.span is not None and self.to_distance is not None:
             raise BadInputError("give span or to_distance, not both", param=("span", "to_distance"))
         for name in ("span", "to_distance"):
@@ -128,7 +135,8 @@ def traverse(
     -------
     dict
         ``images`` (rows, steps, H, W, C) uint8 with rows direction-major (for each direction,
-        every sample), ``alphas``, ``files``, ``rows``, ``samples``, ``seeds`` and ``origin``.
+        every sample; a read-only view of the grid, None for frames, which stream to disk),
+        ``alphas``, ``files``, ``rows``, ``samples``, ``seeds`` and ``origin``.
     """
     o = replace(opts or TraverseOptions(), **changes)
     dirs = bank.check_indices(list(dirs))
@@ -138,8 +146,7 @@ def traverse(
             param="to_distance",
         )
     if out is not None:
-        output_kind(out)
-        check_writable(str(out).rstrip("/\\"), force)
+        check_writable(str(out).rstrip("/\\"), force, directory=output_kind(out) == "frames")
     if seeds is not None and latents is not None:
         raise BadInputError("give seeds or latents, not both", param=("seeds", "latents"))
     bank.check_generator(gen, force=force)  # first: another generator may not fit the recorded settings
@@ -152,6 +159,9 @@ def traverse(
         seeds = DEFAULT_SEEDS
     lo, hi = o.to_distance if o.to_distance is not None else o.span if o.span is not None else bank.default_range
     alphas = np.linspace(lo, hi, o.steps).tolist() if o.steps > 1 else [float(hi)]
+    tile = (gen.resolution, gen.resolution, gen.channels)
+    if seeds is not None:  # before drawing them: a traversal too large to render is refused at once
+        check_traversal_size(out, len(dirs) * (len(seeds) + bool(origin)), o.steps, tile)
     if isinstance(latents, (str, Path)):
         latents = read_latents(gen, bank, latents, latent_space, layers)
     if latents is not None:
@@ -170,10 +180,20 @@ def traverse(
         if own_space != work:
             own = base_latents(gen, own[None], space, lay)[0]
         base = torch.cat([own[None], base])
-    edited = traversal_latents(gen, bank, base, dirs, alphas, layers, to_distance=o.to_distance is not None)
-    imgs = render(gen, edited, work, batch_size=o.batch_size)
-    tiles = imgs.reshape(-1, *imgs.shape[2:])
-    files = write_traversal(tiles, out, force=force, fps=o.fps) if out is not None else []
+    rows = len(dirs) * len(base)
+    chunk = max(1, -(-o.batch_size // max(rows, 1)))  # steps per generator call: full batches
+    with (
+        traversal_sink(out, rows, o.steps, tile, force=force, fps=o.fps) as sink,
+        bar(total=rows * o.steps, desc="render", unit="img") as pbar,
+    ):
+        for s0 in range(0, o.steps, chunk):
+            part = alphas[s0 : s0 + chunk]
+            edited = traversal_latents(gen, bank, base, dirs, part, layers, to_distance=o.to_distance is not None)
+            imgs = render(gen, edited, work, batch_size=o.batch_size, pbar=pbar)  # (dirs, N, steps, H, W, C)
+            imgs = imgs.reshape(rows, len(part), *tile)
+            for j in range(len(part)):
+                sink.put(s0 + j, imgs[:, j])
+    tiles, files = sink.tiles, sink.files
     return {
         "images": tiles,
         "alphas": alphas,

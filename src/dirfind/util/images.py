@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+
+from .fileio import atomic_path
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -23,12 +23,7 @@ def to_pil(img: np.ndarray) -> Image.Image:
 
 
 def write_png(path: Path, img: np.ndarray) -> None:
-    """Write one HWC uint8 image as PNG atomically (temp file + rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    """Write one HWC uint8 image as PNG atomically (temp file + rename, the umask's mode),
+    replacing an earlier file of the same name (a resumed run rewrites its last batch)."""
+    with atomic_path(path, force=True, suffix=".png") as tmp:
         to_pil(img).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

@@ -56,7 +56,7 @@ def load_torch(path: str | Path, mmap: bool | None = None) -> Any:
         mmap = zipfile.is_zipfile(path)
     try:
         with torch.serialization.safe_globals(SAFE_TORCH_GLOBALS):
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "weights_only" in str(e) or "global" in str(e).lower():
@@ -67,6 +67,59 @@ def load_torch(path: str | Path, mmap: bool | None = None) -> Any:
         raise BadInputError(f"cannot read {path.name}: corrupt checkpoint ({_short(first)})") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as e:
         raise BadInputError(f"cannot read {path.name}: truncated or corrupt checkpoint ({_short(str(e))})") from None
+    check_tensors(obj, path.name)
+    return obj
+
+
+#: Tensors may view their storage with overlaps (a broadcast, stride 0) only up to this many
+#: elements: a file that declares a huge tensor over a few stored bytes would otherwise make the
+#: first copy of it allocate gigabytes.
+MAX_VIEW_ELEMENTS = 1 << 16
+
+
+def check_tensor(t: torch.Tensor, where: str) -> None:
+    """A one-line :class:`BadInputError` if ``t`` declares more elements than its storage holds
+    (beyond :data:`MAX_VIEW_ELEMENTS`), i.e. sizes the file does not back with data."""
+    stored = t.untyped_storage().nbytes() // max(t.element_size(), 1)
+    if t.numel() > max(stored, MAX_VIEW_ELEMENTS):
+        raise BadInputError(
+            f"{where}: a tensor of shape {tuple(t.shape)} ({t.numel()} elements) over {stored} stored ones; "
+            "refusing its declared size"
+        )
+
+
+def check_tensors(obj: Any, where: str, depth: int = 0) -> None:
+    """:func:`check_tensor` on every tensor in a loaded checkpoint (dicts, lists, tuples)."""
+    if isinstance(obj, torch.Tensor):
+        check_tensor(obj, where)
+    elif depth < 8 and isinstance(obj, dict):
+        for v in obj.values():
+            check_tensors(v, where, depth + 1)
+    elif depth < 8 and isinstance(obj, (list, tuple)):
+        for v in obj:
+            check_tensors(v, where, depth + 1)
+
+
+def check_shapes(
+    make: Callable[[], torch.nn.Module],
+    sd: dict[str, Any],
+    what: str,
+    optional: Callable[[str], bool] | None = None,
+) -> None:
+    """Build ``make()`` on the meta device (nothing allocated) and check that ``sd`` has exactly its
+    keys with its shapes (``optional(key)``: a key that may be missing), so that the real network
+    built next is no larger than the checkpoint's own tensors."""
+    with torch.device("meta"):
+        want = {k: tuple(v.shape) for k, v in make().state_dict().items()}
+    missing = [k for k in want if k not in sd and not (optional and optional(k))]
+    extra = [k for k in sd if k not in want]
+    wrong = [k for k in want if k in sd and tuple(getattr(sd[k], "shape", ())) != want[k]]
+    if wrong:
+        k = wrong[0]
+        raise BadInputError(f"{what}: {k} has shape {tuple(sd[k].shape)}, the declared network needs {want[k]}")
+    if missing or extra:
+        first = f"missing {missing[0]}" if missing else f"unexpected {extra[0]}"
+        raise BadInputError(f"{what}: {len(missing)} missing and {len(extra)} unexpected tensors ({first})")
 
 
 def checkpoint_root(path: str | Path) -> Path:

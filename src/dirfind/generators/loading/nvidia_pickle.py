@@ -197,9 +197,13 @@ def _storage_tensor(storage: Any, offset: int, size: Any, stride: Any) -> torch.
     else:
         raise BadInputError("tensor in NVIDIA pickle does not reference a storage")
     try:
-        return torch.empty((0,), dtype=dtype).set_(untyped, int(offset), tuple(size), tuple(stride))
+        t = torch.empty((0,), dtype=dtype).set_(untyped, int(offset), tuple(size), tuple(stride))
     except (RuntimeError, TypeError, ValueError) as e:
         raise BadInputError(f"inconsistent tensor in NVIDIA pickle ({_first_line(e)})") from None
+    from .checkpoint import check_tensor  # (checkpoint imports this module at its end)
+
+    check_tensor(t, "NVIDIA pickle")
+    return t
 
 
 def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad=False, hooks=None, metadata=None):  # noqa: ANN001
@@ -219,6 +223,8 @@ def _rebuild_parameter(data, requires_grad=False, hooks=None, *rest):  # noqa: A
 def _np_reconstruct(subtype, shape, dtype_code):  # noqa: ANN001
     if subtype is not np.ndarray:
         raise BadInputError("numpy array subclass in NVIDIA pickle is not allowed")
+    if not isinstance(shape, tuple) or len(shape) > 8 or np.prod(shape, dtype=np.float64) > 1 << 16:
+        raise BadInputError(f"numpy array placeholder of shape {shape!r} in NVIDIA pickle")  # numpy pickles (0,)
     return np.ndarray.__new__(np.ndarray, shape, dtype_code)
 
 

@@ -9,7 +9,22 @@ import re
 from typing import Any
 
 from ...errors import BadInputError, UnsupportedError
+from ..base import check_sizes
 from .stylegan2 import ARCHITECTURES, SG2Config
+
+
+def _checked(cfg: SG2Config) -> SG2Config:
+    """``cfg`` once its sizes are plausible (noise maps and the average w are allocated from them)."""
+    check_sizes(
+        resolution=cfg.resolution,
+        z_dim=cfg.z_dim,
+        w_dim=cfg.w_dim,
+        channels=list(cfg.channels.values()),
+        mapping_dims=list(cfg.mapping_dims),
+        img_channels=cfg.img_channels,
+        num_classes=cfg.c_dim,
+    )
+    return cfg
 
 
 def _shape(sd: dict[str, Any], key: str) -> tuple[int, ...]:
@@ -39,16 +54,18 @@ def config_from_rosinality(sd: dict[str, Any], lr_mlp: float = 0.01) -> SG2Confi
     if kernel_key and kernel_key in sd and sd[kernel_key].device.type != "meta":
         k = sd[kernel_key].float()
         taps = (k / k.sum()).tolist()
-    return SG2Config(
-        layout="rosinality",
-        resolution=resolution,
-        z_dim=dims[0],
-        w_dim=w_dim,
-        channels=channels,
-        mapping_dims=list(dims),
-        mapping_lr=lr_mlp,
-        img_channels=_shape(sd, "to_rgb1.conv.weight")[1],
-        resample_filter=taps,
+    return _checked(
+        SG2Config(
+            layout="rosinality",
+            resolution=resolution,
+            z_dim=dims[0],
+            w_dim=w_dim,
+            channels=channels,
+            mapping_dims=list(dims),
+            mapping_lr=lr_mlp,
+            img_channels=_shape(sd, "to_rgb1.conv.weight")[1],
+            resample_filter=taps,
+        )
     )
 
 
@@ -95,23 +112,25 @@ def config_from_nvidia(sd: dict[str, Any], init_kwargs: dict[str, Any] | None = 
         raise BadInputError(f"init kwargs say {kw['img_resolution']} px but the weights are {resolution} px")
     taps = syn.get("resample_filter") or [1.0, 3.0, 3.0, 1.0]
     clamp = syn.get("conv_clamp")
-    return SG2Config(
-        layout="nvidia",
-        resolution=resolution,
-        z_dim=z_dim,
-        w_dim=dims[-1],
-        channels=channels,
-        mapping_dims=dims,
-        c_dim=c_dim,
-        embed_features=embed,
-        mapping_lr=float(mkw.get("lr_multiplier", 0.01)),
-        mapping_act=str(mkw.get("activation", "lrelu")),
-        img_channels=_shape(sd, f"synthesis.b{resolution}.torgb.weight")[0],
-        architecture=arch,
-        conv_clamp=None if clamp is None else float(clamp),
-        use_noise="synthesis.b4.conv1.noise_const" in sd,
-        num_fp16_res=int(syn.get("num_fp16_res", 0) or 0),
-        resample_filter=[float(t) for t in taps],
+    return _checked(
+        SG2Config(
+            layout="nvidia",
+            resolution=resolution,
+            z_dim=z_dim,
+            w_dim=dims[-1],
+            channels=channels,
+            mapping_dims=dims,
+            c_dim=c_dim,
+            embed_features=embed,
+            mapping_lr=float(mkw.get("lr_multiplier", 0.01)),
+            mapping_act=str(mkw.get("activation", "lrelu")),
+            img_channels=_shape(sd, f"synthesis.b{resolution}.torgb.weight")[0],
+            architecture=arch,
+            conv_clamp=None if clamp is None else float(clamp),
+            use_noise="synthesis.b4.conv1.noise_const" in sd,
+            num_fp16_res=int(syn.get("num_fp16_res", 0) or 0),
+            resample_filter=[float(t) for t in taps],
+        )
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import BadInputError, UnsupportedError
+from ..base import check_sizes
 
 _LAYER_RE = re.compile(r"^synthesis\.L(\d+)_(\d+)_(\d+)\.weight$")
 
@@ -311,6 +312,14 @@ def config_from_state_dict(
     lr = mkw.get("lr_multiplier")
     if lr is None:
         lr = (attrs.get("mapping.fc0") or {}).get("bias_gain", 0.01)
+    check_sizes(  # feature maps, filters and buffers are allocated from these
+        z_dim=z_dim,
+        w_dim=w_dim,
+        num_classes=c_dim,
+        resolution=[res, spec["size"], *(n for x in layers for n in (x.in_size, x.out_size))],
+        channels=[spec["channels"], *(n for x in layers for n in (x.in_channels, x.out_channels))],
+        filters=[n for x in layers for n in (x.up, x.down, x.up_taps or 1, x.down_taps or 1, x.conv_kernel)],
+    )
     return SG3Config(
         z_dim=z_dim,
         w_dim=w_dim,

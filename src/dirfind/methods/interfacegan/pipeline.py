@@ -308,7 +308,7 @@ def _predict_fit(
     job: Any,
 ) -> DirectionBank:
     seed = fit.seed
-    scores, found = predict_stream(gen, n, fn, space=space, seed=seed, batch_size=batch_size, job=job)
+    scores, found = predict_stream(gen, n, fn, space=space, seed=seed, batch_size=batch_size, job=job, name=label)
     default = getattr(fn, "__name__", "score")
     col_names = _names(found, names, scores.shape[1], default)
     rows = StreamLatents(gen, n, space, seed=seed, layers=lay, batch_size=max(batch_size, 256))
