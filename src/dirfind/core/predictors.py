@@ -20,6 +20,7 @@ import torch
 
 from ..errors import BadInputError, NotFoundError
 from ..generators.base import Generator
+from .dist import all_reduce_array, gather_msgs
 from .sampling import Batch, SampleStream, reduce_stream
 
 # ---------------------------------------------------------------------- predictors
@@ -82,13 +83,15 @@ def _column(v: Any, batch: int, what: str) -> np.ndarray:
 
 
 class PredictorScores:
-    """Reducer: render each batch, score it with ``predictor``, keep (n, K) float64 scores."""
+    """Reducer: render each batch, score it with ``predictor``, keep (n, K) float64 scores
+    (``filled`` marks the rows scored so far)."""
 
     def __init__(self, stream: SampleStream, predictor: Callable[[torch.Tensor], Any]):
         self.stream = stream
         self.predictor = predictor
         self.scores: np.ndarray | None = None
         self.names: list[str] | None = None
+        self.filled = np.zeros(len(stream), bool)
 
     def update(self, batch: Batch) -> None:
         gen = self.stream.gen
@@ -103,9 +106,10 @@ class PredictorScores:
             raise BadInputError(f"the predictor returned {s.shape[1]} scores per image, earlier {self.scores.shape[1]}")
         lo = batch.start - self.stream.start
         self.scores[lo : lo + len(batch)] = s
+        self.filled[lo : lo + len(batch)] = True
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        out = {} if self.scores is None else {"scores": self.scores}
+        out = {} if self.scores is None else {"scores": self.scores, "filled": self.filled.copy()}
         if self.names is not None:
             out["names"] = np.array(self.names, dtype=str)
         return out
@@ -113,8 +117,42 @@ class PredictorScores:
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         if "scores" in state:
             self.scores = np.array(state["scores"], np.float64)
+            self.filled = np.array(state["filled"], bool) if "filled" in state else ~np.isnan(self.scores[:, 0])
         if "names" in state:
             self.names = [str(n) for n in state["names"]]
+
+    def merge_state(self, state: dict[str, np.ndarray]) -> None:
+        """Take the rows another part scored."""
+        if "scores" not in state:
+            return
+        if self.scores is None:
+            self.load_state_dict(state)
+            return
+        theirs = np.asarray(state["scores"], np.float64)
+        if theirs.shape != self.scores.shape:
+            raise BadInputError(f"saved scores have shape {theirs.shape}, expected {self.scores.shape}")
+        rows = np.asarray(state["filled"], bool) if "filled" in state else ~np.isnan(theirs[:, 0])
+        self.scores[rows] = theirs[rows]
+        self.filled |= rows
+        if self.names is None and "names" in state:
+            self.names = [str(n) for n in state["names"]]
+
+    def all_reduce(self) -> None:
+        """Every process's scores on every process (each row was scored by one process: a sum)."""
+        heads = [m for m, _ in gather_msgs({"k": None if self.scores is None else self.scores.shape[1],
+                                            "names": self.names}, dst=None) or []]  # fmt: skip
+        ks = {h["k"] for h in heads if h["k"] is not None}
+        if len(ks) > 1:
+            raise BadInputError(f"the predictor returned {sorted(ks)} scores per image on different processes")
+        if not ks:
+            return
+        if self.scores is None:
+            self.scores = np.full((len(self.stream), ks.pop()), np.nan)
+        self.names = next((h["names"] for h in heads if h["names"] is not None), None)
+        vals = all_reduce_array(np.where(self.filled[:, None], self.scores, 0.0), "scores")
+        count = all_reduce_array(self.filled.astype(np.float64), "scores")
+        self.filled = count > 0
+        self.scores = np.where(self.filled[:, None], vals, np.nan)
 
 
 def predict_stream(

@@ -128,7 +128,9 @@ def traverse(
     -------
     dict
         ``images`` (rows, steps, H, W, C) uint8 with rows direction-major (for each direction,
-        every sample), ``alphas``, ``files``, ``rows``, ``samples``, ``seeds`` and ``origin``.
+        every sample), ``alphas``, ``files``, ``rows``, ``samples``, ``seeds`` and ``origin``. In a
+        distributed run the frames are rendered by all processes and only rank 0 gets ``images``
+        and writes ``out`` (elsewhere ``images`` is None and ``files`` empty).
     """
     o = replace(opts or TraverseOptions(), **changes)
     dirs = bank.check_indices(list(dirs))
@@ -171,9 +173,9 @@ def traverse(
             own = base_latents(gen, own[None], space, lay)[0]
         base = torch.cat([own[None], base])
     edited = traversal_latents(gen, bank, base, dirs, alphas, layers, to_distance=o.to_distance is not None)
-    imgs = render(gen, edited, work, batch_size=o.batch_size)
-    tiles = imgs.reshape(-1, *imgs.shape[2:])
-    files = write_traversal(tiles, out, force=force, fps=o.fps) if out is not None else []
+    imgs = render(gen, edited, work, batch_size=o.batch_size)  # None on ranks > 0 of a distributed run
+    tiles = None if imgs is None else imgs.reshape(-1, *imgs.shape[2:])
+    files = write_traversal(tiles, out, force=force, fps=o.fps) if out is not None and tiles is not None else []
     return {
         "images": tiles,
         "alphas": alphas,
