@@ -19,6 +19,7 @@ EXIT_MISMATCH = 6  # bank made for another generator (use --force to override)
 EXIT_OUTPUT = 7  # output exists (use --force) or cannot be written
 EXIT_DOWNLOAD = 8  # network / package-index failure while fetching a checkpoint
 EXIT_UNSUPPORTED = 9  # known format whose family or feature is not supported
+EXIT_DISTRIBUTED = 10  # a process of a distributed (torchrun) run was lost or stopped answering; resumable
 EXIT_INTERRUPTED = 130  # Ctrl-C; partial work is kept for --resume where the command supports it
 
 
@@ -66,3 +67,21 @@ class DownloadError(DirfindError):
 
 class UnsupportedError(DirfindError):
     exit_code = EXIT_UNSUPPORTED
+
+
+class DistributedError(DirfindError):
+    """A process of a distributed run was lost (killed, crashed) or did not answer in time."""
+
+    exit_code = EXIT_DISTRIBUTED
+
+
+class RemoteFailure(DirfindError):
+    """Another process of a distributed run failed: its one-line message (``line``) and exit code,
+    which every process of the run ends with."""
+
+    def __init__(self, line: str, code: int, rank: int = -1):
+        super().__init__(line)
+        self.line, self.exit_code, self.rank = line, int(code), int(rank)
+
+    def with_prefix(self, prefix: str) -> RemoteFailure:
+        return self  # the message is final: it is what the failing process printed

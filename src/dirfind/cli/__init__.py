@@ -7,6 +7,9 @@ Expected failures print one line ``dirfind: error: ...`` and exit with the codes
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 import traceback
 
 import click
@@ -112,42 +115,137 @@ def cli() -> None:
     configure(quiet=s.quiet, debug=s.debug)
 
 
+#: commands whose work is split over the processes of a ``torchrun`` launch; any other command runs
+#: on rank 0 alone while the other processes wait for its outcome
+DISTRIBUTED = frozenset({"sample", "ganspace", "interfacegan", "traverse", "jacobian", "hessian", "orojar"})
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point: run the CLI, mapping errors to one stderr line and an exit code."""
+    """Console entry point: run the CLI, mapping errors to one stderr line and an exit code.
+
+    Under ``torchrun`` (or in a process group the caller initialised) every process runs the
+    command; they all end with the same exit code and final line (docs/distributed.md)."""
     obj = Settings()
+    args = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    if _distributed_launch():
+        return _main_distributed(args, obj)
+    code, lines = _invoke(args, obj)
+    _echo(lines)
+    return code
+
+
+def _echo(lines: list[str]) -> None:
+    for line in lines:
+        click.echo(line, err=True)
+
+
+def _invoke(args: list[str], obj: Settings) -> tuple[int, list[str]]:
+    """Run the CLI once: (exit code, the stderr lines that say how it ended)."""
     try:
-        cli.main(args=argv, prog_name="dirfind", standalone_mode=False, obj=obj)
-        return errors.EXIT_OK
+        cli.main(args=args, prog_name="dirfind", standalone_mode=False, obj=obj)
+        return errors.EXIT_OK, []
     except click.exceptions.Exit as e:
-        return e.exit_code
+        return e.exit_code, []
     except click.ClickException as e:
-        click.echo(f"dirfind: error: {_usage_line(e)}", err=True)
-        return e.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt) as e:
-        # click turns a KeyboardInterrupt into Abort (the interrupt is its cause)
-        progress = getattr(e, "progress", None) or getattr(e.__cause__, "progress", None)
-        if progress is not None:
-            click.echo(
-                f"dirfind: progress saved in {progress}; rerun the same command with --resume to continue", err=True
-            )
-        click.echo("dirfind: interrupted", err=True)
-        return errors.EXIT_INTERRUPTED
+        return e.exit_code, [f"dirfind: error: {_usage_line(e)}"]
+    except click.exceptions.Abort as e:  # click's form of a KeyboardInterrupt inside a command
+        return _interrupted(e.__cause__ or e.__context__)
+    except KeyboardInterrupt as e:
+        return _interrupted(e)
+    except errors.RemoteFailure as e:  # another process of a distributed run failed: its line, as it is
+        return e.exit_code, [e.line]
     except errors.DirfindError as e:
         if obj.debug:
             traceback.print_exc()
-        click.echo(f"dirfind: error: {e}", err=True)
-        return e.exit_code
+        return e.exit_code, [f"dirfind: error: {e}"]
     except MemoryError:
-        click.echo("dirfind: error: out of memory; lower --batch-size", err=True)
-        return errors.EXIT_FAILURE
+        return errors.EXIT_FAILURE, ["dirfind: error: out of memory; lower --batch-size"]
     except Exception as e:  # a bug: keep it to one line unless --debug
         if obj.debug:
             traceback.print_exc()
         msg = " ".join(str(e).split())[:300]
-        click.echo(
-            f"dirfind: internal error: {type(e).__name__}: {msg} (rerun with --debug for the traceback)", err=True
-        )
-        return errors.EXIT_FAILURE
+        return errors.EXIT_FAILURE, [
+            f"dirfind: internal error: {type(e).__name__}: {msg} (rerun with --debug for the traceback)"
+        ]
+
+
+def _interrupted(e: BaseException | None) -> tuple[int, list[str]]:
+    progress = getattr(e, "progress", None)
+    hint = f"dirfind: progress saved in {progress}; rerun the same command with --resume to continue"
+    return errors.EXIT_INTERRUPTED, [hint, "dirfind: interrupted"] if progress is not None else ["dirfind: interrupted"]
+
+
+def _distributed_launch() -> bool:
+    """Launched by torchrun with several processes, or inside a process group the caller set up
+    (checked without importing torch, so ``dirfind --help`` stays light)."""
+    try:
+        if int(os.environ.get("WORLD_SIZE") or 1) > 1 and "RANK" in os.environ:
+            return True
+    except ValueError:
+        return False
+    tdist = sys.modules.get("torch.distributed")
+    return tdist is not None and tdist.is_available() and tdist.is_initialized() and tdist.get_world_size() > 1
+
+
+def _main_distributed(args: list[str], obj: Settings) -> int:
+    from ..core import dist
+    from ..util.progress import mute
+
+    own = not dist.initialized()  # else the caller set up the process group and tears it down
+    try:
+        w = dist.init()
+    except errors.DirfindError as e:
+        click.echo(f"dirfind: error: {e}", err=True)
+        return e.exit_code
+    dist.new_session()
+    if not w.is_main:
+        mute()
+    name = next((a for a in args if a in COMMANDS), None)
+    old = signal.signal(signal.SIGTERM, _terminate)  # torchrun stops workers with SIGTERM: end like Ctrl-C
+    try:
+        if name in DISTRIBUTED:
+            code, lines = _invoke(args, obj)
+            code, lines = _conclude(dist, code, lines)
+        elif w.is_main:
+            with dist.single():
+                code, lines = _invoke(args, obj)
+            dist.publish_outcome(lines[-1] if lines else "", code)
+        else:
+            line, code = dist.wait_outcome()
+            lines = [line] if line else []
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    _echo(lines)
+    if own:
+        if code == errors.EXIT_OK:
+            dist.shutdown()
+        else:  # collectives may still be pending: leave without waiting for them
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    return code
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _conclude(dist: object, code: int, lines: list[str]) -> tuple[int, list[str]]:
+    """Every process of a distributed command ends the same way: the first failure published
+    (its line and exit code) or, after a final barrier, success."""
+    if code == errors.EXIT_OK:
+        try:
+            dist.barrier("finishing")  # type: ignore[attr-defined]
+            return code, lines
+        except KeyboardInterrupt:
+            code, lines = errors.EXIT_INTERRUPTED, ["dirfind: interrupted"]
+        except errors.RemoteFailure as e:
+            code, lines = e.exit_code, [e.line]
+        except errors.DirfindError as e:
+            code, lines = e.exit_code, [f"dirfind: error: {e}"]
+    line, agreed = dist.agree_failure(lines[-1] if lines else "", code)  # type: ignore[attr-defined]
+    hints = lines[:-1] if agreed == code and dist.is_main() else []  # type: ignore[attr-defined]
+    return agreed, [*hints, line] if line else hints
 
 
 def _usage_line(e: click.ClickException) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,11 @@ from ._options import settings
 
 
 def emit(text: str, data: dict[str, Any]) -> None:
-    """Print the result: JSON with ``--json``, else the human-readable text."""
+    """Print the result: JSON with ``--json``, else the human-readable text (rank 0 alone in a
+    distributed run)."""
+    dist = sys.modules.get("dirfind.core.dist")  # never imported (nor torch) outside distributed runs
+    if dist is not None and not dist.is_main():
+        return
     if settings().json:
         click.echo(json.dumps(data, indent=2, default=str))
     elif text:

@@ -114,6 +114,7 @@ def interfacegan_cmd(
     **fit: Any,
 ) -> None:
     """InterFaceGAN: linear-SVM boundaries separating high and low attribute scores (unit normals + intercepts)."""
+    from ..core.dist import is_main
     from ..errors import BadInputError
     from ..methods.interfacegan import from_files, from_predictor
     from ..util.fileio import check_writable
@@ -123,6 +124,8 @@ def interfacegan_cmd(
         raise BadInputError("give --latents and --scores, or --ckpt -n N --predictor, not both")
     if predictor is None and not (latents and scores):
         raise BadInputError("give --latents FILE --scores FILE, or --ckpt CKPT -n N --predictor MODULE:FUNC")
+    if predictor is None and not is_main():
+        return  # fitting from files is not split over processes: rank 0 does it alone
     options = FitOptions(seed=global_seed(), **fit)
     check_writable(out, force)
     name_list = [x.strip() for x in names.split(",")] if names else None

@@ -74,6 +74,7 @@ def jacobian_cmd(
     **opts: Any,
 ) -> None:
     """LowRankGAN / ReSeFa: eigenvectors of the image Jacobian's JᵀJ (exact, forward mode)."""
+    from ..core.dist import is_main
     from ..errors import BadInputError
     from ..methods.jacobian import jacobian_directions, read_mask, region_mask
     from ..util.fileio import check_writable
@@ -87,5 +88,6 @@ def jacobian_cmd(
     area = region_mask(region, gen.resolution) if region is not None else read_mask(mask) if mask else None
     options = replace(options, layers=expand(layers, gen.num_ws), mask=area)
     bank = jacobian_directions(gen, gen.z_from_seeds(seeds), options, seeds=seeds)
-    bank.save(out, force=force)
+    if is_main():
+        bank.save(out, force=force)
     emit(bank_text(bank, out), {"out": str(out), **bank.summary()})

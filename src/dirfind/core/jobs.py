@@ -7,9 +7,14 @@ arrays). Resuming continues from it after checking that the run's *identity* (ge
 fingerprint, seed, sample count, method options) is unchanged; on success the output is written
 atomically and the folder removed.
 
-State is organised in *stages* (one pass over a sample stream each): a stage records its
-position (samples ``start .. pos-1`` are folded into its arrays) and whether it is done; free-form
-arrays and values carry what a method computes between stages.
+State is organised in *stages* (one pass over a sample stream each): a stage records the sample
+ranges folded into its arrays (``pos``: the end of the first contiguous one) and whether it is
+done; free-form arrays and values carry what a method computes between stages.
+
+Distributed runs (:mod:`dirfind.core.dist`): rank 0 keeps ``state.npz``; every other process saves
+its own *part* of each unfinished stage, ``parts/<run>.r<rank>.<stage>.npz`` (its ranges and its
+reducer state). Resuming, with any number of processes, rank 0 merges every part into its state
+(parts it merged are listed in its stage, so none counts twice) and the others do the rest.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,12 +30,24 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BadInputError, MismatchError, OutputError
+from ..errors import (
+    EXIT_DISTRIBUTED,
+    BadInputError,
+    DirfindError,
+    DistributedError,
+    MismatchError,
+    OutputError,
+    UnsupportedError,
+)
 from ..util.fileio import check_writable, missing_dirs, read_meta_npz, remove_created, write_meta_npz
 from ..util.progress import log
+from .dist import barrier, broadcast_msg, world
+from .shards import normalize_ranges, overlapping
 
 FORMAT = "dirfind.job"
+PART_FORMAT = "dirfind.job-part"
 STATE = "state.npz"
+PARTS = "parts"
 
 
 def progress_dir(out: str | Path) -> Path:
@@ -45,9 +63,13 @@ def json_normal(x: Any) -> Any:
 
 @dataclass
 class StageState:
+    """A saved stage: its position (end of the first contiguous range), whether it is done, its
+    arrays and the sample ranges they hold."""
+
     pos: int
     done: bool
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    ranges: list[tuple[int, int]] = field(default_factory=list)
 
 
 class Job:
@@ -64,6 +86,10 @@ class Job:
         self.values: dict[str, Any] = {}
         self.arrays: dict[str, np.ndarray] = {}
         self.resumed = False
+        self.run = uuid.uuid4().hex[:8]  # names this run's part files (distributed runs)
+        self.parts: dict[str, tuple[list[tuple[int, int]], dict[str, np.ndarray]]] = {}  # rank > 0
+        self._merged: dict[str, list[str]] = {}  # stage -> part files folded into rank 0's state
+        self._cleanup: set[Path] = set()
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -79,10 +105,41 @@ class Job:
         """Start a job in ``folder``, or continue the one there with ``resume``.
 
         Existing progress without ``resume`` is an error unless ``force`` (which discards it), so
-        an accidental re-run never throws away hours of sampling.
+        an accidental re-run never throws away hours of sampling. Under torch.distributed (call it
+        on every process) rank 0 opens the folder and shares the state with the others.
         """
         if folder is None:
             return cls(None, identity, every)
+        if world().distributed:
+            return cls._open_distributed(Path(folder), identity, resume=resume, force=force, every=every)
+        return cls._open_local(folder, identity, resume=resume, force=force, every=every)
+
+    @classmethod
+    def _open_distributed(
+        cls, folder: Path, identity: dict[str, Any], *, resume: bool, force: bool, every: float
+    ) -> Job:
+        job = None
+        if world().is_main:
+            job = cls._open_local(folder, identity, resume=resume, force=force, every=every)
+            if not job.resumed:
+                job.save()  # a state from the start: parts of other processes never sit in a state-less folder
+            meta = {"identity": job.identity, "stages": job.stages, "values": json_normal(job.values)}
+            meta.update(resumed=job.resumed, run=job.run)
+            data = {k: v for k, v in job.arrays.items() if k.startswith("data/")}
+            broadcast_msg(meta, data)
+        else:
+            meta, data = broadcast_msg()
+            job = cls(folder, identity, every)
+            job.stages, job.values, job.arrays = meta["stages"], meta["values"], data
+            job.resumed, job.run = bool(meta["resumed"]), str(meta["run"])
+            (folder / PARTS).mkdir(parents=True, exist_ok=True)
+        barrier("opening the progress folder")
+        return job
+
+    @classmethod
+    def _open_local(
+        cls, folder: str | Path, identity: dict[str, Any], *, resume: bool, force: bool, every: float
+    ) -> Job:
         folder = Path(folder)
         state = folder / STATE
         if folder.exists() and not folder.is_dir():
@@ -132,47 +189,63 @@ class Job:
         job.stages, job.values, job.arrays = stages, values, data
         return job
 
-    def restore(self, name: str, reducer: Any, start: int, stop: int) -> StageState | None:
-        """Load saved stage ``name`` of a pass over samples ``start .. stop-1`` into ``reducer``
-        (None if it never checkpointed); a one-line error naming the state file if it does not fit."""
-        saved = self.stage(name)
-        if saved is None:
-            return None
-        where = self.folder / STATE if self.folder is not None else "saved state"
-        if not start <= saved.pos <= stop:
-            raise BadInputError(
-                f"{where}: stage {name} is at sample {saved.pos}, outside this run's {start}..{stop}; "
-                "start over with force=True",
-                param="force",
-            )
+    def _load_saved(self, name: str, reducer: Any, arrays: dict[str, np.ndarray], merge: bool = False) -> None:
+        """Load (or merge) saved arrays of stage ``name`` into ``reducer``; a one-line error naming
+        the state file if they do not fit it."""
         try:
-            reducer.load_state_dict(saved.arrays)
+            (reducer.merge_state if merge else reducer.load_state_dict)(arrays)
         except (KeyError, ValueError, TypeError, IndexError) as e:
+            where = self.folder / STATE if self.folder is not None else "saved state"
             msg = " ".join(str(e).split())[:120]
             raise BadInputError(
                 f"{where}: malformed saved state of stage {name} ({msg}); start over with force=True", param="force"
             ) from None
-        return saved
 
     # ------------------------------------------------------------------ stages
     def stage(self, name: str) -> StageState | None:
-        """Saved state of stage ``name`` (None if it never checkpointed)."""
+        """Saved state of stage ``name`` (None if it never checkpointed). Under torch.distributed it
+        is rank 0's, on every process (call it on all of them)."""
+        local = self._stage(name)
+        if self.folder is None or not world().distributed:
+            return local
+        info = None if local is None else {"pos": local.pos, "done": local.done, "ranges": local.ranges}
+        meta, arrays = broadcast_msg({"info": info}, local.arrays if local is not None else {})
+        if meta["info"] is None:
+            return None
+        i = meta["info"]
+        return StageState(int(i["pos"]), bool(i["done"]), arrays, [tuple(r) for r in i["ranges"]])
+
+    def _stage(self, name: str) -> StageState | None:
         info = self.stages.get(name)
         if info is None:
             return None
         prefix = f"stage/{name}/"
         arrays = {k[len(prefix) :]: v for k, v in self.arrays.items() if k.startswith(prefix)}
-        return StageState(int(info["pos"]), bool(info["done"]), arrays)
+        ranges = [tuple(int(x) for x in r) for r in info.get("ranges", [])]
+        return StageState(int(info["pos"]), bool(info["done"]), arrays, ranges)
 
-    def set_stage(self, name: str, pos: int, arrays: dict[str, np.ndarray], done: bool = False) -> None:
+    def set_stage(
+        self,
+        name: str,
+        pos: int,
+        arrays: dict[str, np.ndarray],
+        done: bool = False,
+        ranges: list[tuple[int, int]] | None = None,
+    ) -> None:
         self.drop_stage(name)
         self.stages[name] = {"pos": int(pos), "done": bool(done)}
+        if ranges is not None:
+            self.stages[name]["ranges"] = [[int(a), int(b)] for a, b in normalize_ranges(ranges)]
+        if self._merged.get(name):
+            self.stages[name]["merged"] = sorted(self._merged[name])
         for k, v in arrays.items():
             self.arrays[f"stage/{name}/{k}"] = np.asarray(v)
 
     def drop_stage(self, name: str) -> None:
         """Forget a stage (e.g. a finished pass whose result now lives in free-form arrays)."""
-        self.stages.pop(name, None)
+        info = self.stages.pop(name, None)
+        if info is not None and info.get("done") and self.folder is not None:  # its parts are obsolete
+            self._cleanup.update(self._part_files(name))
         prefix = f"stage/{name}/"
         for k in [k for k in self.arrays if k.startswith(prefix)]:
             del self.arrays[k]
@@ -187,8 +260,15 @@ class Job:
 
     # ------------------------------------------------------------------ files
     def save(self) -> None:
-        """Write the state atomically (a kill during the write keeps the previous state)."""
+        """Write the state atomically (a kill during the write keeps the previous state): rank 0
+        (or the only process) writes ``state.npz``, any other process its parts."""
         if self.folder is None:
+            return
+        if not world().is_main:
+            for name, (ranges, arrays) in self.parts.items():
+                meta = {"format": PART_FORMAT, "identity": self.identity, "stage": name, "run": self.run}
+                meta.update(rank=world().rank, ranges=[[int(a), int(b)] for a, b in ranges])
+                write_meta_npz(self._part_path(name), meta, arrays, force=True)
             return
         meta = {
             "format": FORMAT,
@@ -197,11 +277,118 @@ class Job:
             "values": json_normal(self.values),
         }
         write_meta_npz(self.folder / STATE, meta, self.arrays, force=True)
+        for path in sorted(self._cleanup):  # parts now held by the state just written
+            path.unlink(missing_ok=True)
+        self._cleanup.clear()
 
     def finish(self) -> None:
-        """The run's output is written: delete the progress folder."""
-        if self.folder is not None and self.folder.exists():
+        """The run's output is written: delete the progress folder (rank 0)."""
+        if self.folder is not None and self.folder.exists() and world().is_main:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+    # ------------------------------------------------------------------ parts of distributed stages
+    def part_dir(self) -> Path | None:
+        """Where this process keeps files of its own (rank 0: the progress folder itself)."""
+        if self.folder is None:
+            return None
+        if world().is_main:
+            return self.folder
+        path = self.folder / PARTS / f"{self.run}.r{world().rank}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _part_path(self, name: str) -> Path:
+        return self.folder / PARTS / f"{self.run}.r{world().rank}.{name}.npz"
+
+    def _part_files(self, name: str) -> list[Path]:
+        folder = self.folder / PARTS
+        return sorted(folder.glob(f"*.r*.{name}.npz")) if folder.is_dir() else []
+
+    def set_part(self, name: str, ranges: list[tuple[int, int]], arrays: dict[str, np.ndarray]) -> None:
+        """This process's part of stage ``name`` (saved by :meth:`save` on ranks > 0)."""
+        self.parts[name] = (list(ranges), {k: np.asarray(v) for k, v in arrays.items()})
+
+    def drop_part(self, name: str) -> None:
+        self.parts.pop(name, None)
+
+    def save_stage(
+        self, name: str, start: int, ranges: list[tuple[int, int]], arrays: dict[str, np.ndarray], done: bool = False
+    ) -> None:
+        """Checkpoint this process's state of stream stage ``name`` (samples in ``ranges``): rank 0's
+        goes into ``state.npz``, another process's into its part; a done stage is rank 0's to save."""
+        ranges = normalize_ranges(ranges)
+        pos = ranges[0][1] if ranges and ranges[0][0] <= start else start
+        if done or world().is_main or self.folder is None:
+            self.set_stage(name, pos, arrays, done=done, ranges=ranges)
+            if done and self.folder is not None:
+                self._cleanup.update(self._part_files(name))
+        else:
+            self.set_part(name, ranges, arrays)
+        if not done or world().is_main:
+            self.save()
+
+    def resume_stage(self, name: str, reducer: Any, start: int, stop: int | None = None) -> StageState | None:
+        """Continue stream stage ``name``: rank 0 loads its saved state into ``reducer`` and merges
+        every other saved part (``reducer.merge_state``); every process gets whether the stage is
+        done and the sample ranges already folded in. A done stage's final state is loaded into
+        ``reducer`` on every process. Call it on every process."""
+        w = world()
+        info: dict[str, Any] | None = None
+        if w.is_main or self.folder is None:
+            info = self._resume_local(name, reducer, start, stop)
+        if not w.distributed or self.folder is None:
+            return None if info is None else StageState(info["pos"], info["done"], {}, info["ranges"])
+        meta, _ = broadcast_msg({"info": info})
+        info = meta["info"]
+        if info is None:
+            return None
+        if info["done"]:
+            _, state = broadcast_msg({}, reducer.state_dict() if w.is_main else None)
+            if not w.is_main:
+                reducer.load_state_dict(state)
+        ranges = [tuple(r) for r in info["ranges"]]
+        return StageState(int(info["pos"]), bool(info["done"]), {}, ranges)
+
+    def _resume_local(self, name: str, reducer: Any, start: int, stop: int | None) -> dict[str, Any] | None:
+        saved = self._stage(name)
+        if saved is not None and stop is not None and not start <= saved.pos <= stop:
+            raise BadInputError(
+                f"{self.folder / STATE}: stage {name} is at sample {saved.pos}, outside this run's {start}..{stop}; "
+                "start over with force=True",
+                param="force",
+            )
+        ranges = list(saved.ranges) if saved is not None else []
+        if saved is not None and not ranges and saved.pos > start:  # a state saved before ranges existed
+            ranges = [(start, saved.pos)]
+        if saved is not None:
+            self._load_saved(name, reducer, saved.arrays)
+            if saved.done:
+                return {"pos": saved.pos, "done": True, "ranges": ranges}
+        merged = set(self.stages.get(name, {}).get("merged", []))
+        parts = [] if self.folder is None else [p for p in self._part_files(name) if p.name not in merged]
+        for path in parts:
+            meta, arrays = read_meta_npz(path, "dirfind progress part", PART_FORMAT)
+            if json_normal(meta.get("identity")) != self.identity or meta.get("stage") != name:
+                raise BadInputError(f"{path}: a progress part of a different run; remove it or start over")
+            theirs = [tuple(int(x) for x in r) for r in meta.get("ranges", [])]
+            clash = overlapping([*ranges, *theirs])
+            if clash is not None:
+                raise BadInputError(f"{path}: progress parts overlap at samples {clash[0]}..{clash[1] - 1}")
+            if not hasattr(reducer, "merge_state"):
+                raise UnsupportedError(
+                    f"{type(reducer).__name__} cannot combine the progress of several processes (no merge_state)"
+                )
+            self._load_saved(name, reducer, arrays, merge=bool(saved is not None or ranges))
+            ranges = normalize_ranges([*ranges, *theirs])
+            self._merged.setdefault(name, []).append(path.name)
+            self._cleanup.add(path)
+        if saved is None and not parts:
+            return None
+        if parts:
+            log(f"{name}: merged the progress of {len(parts)} other process(es)")
+        ranges = normalize_ranges(ranges)
+        pos = ranges[0][1] if ranges and ranges[0][0] <= start else start
+        return {"pos": pos, "done": False, "ranges": ranges}
 
 
 def _valid_stage(v: Any) -> bool:
@@ -254,13 +441,29 @@ def resumable(
     existed = folder.exists() and (folder / STATE).exists()
     parents = missing_dirs(folder.parent)  # created for the run: removed with its progress
     job = Job.open(folder, identity, resume=resume, force=force, every=every)
+    main = world().is_main  # only rank 0 ever removes the folder: other processes' parts live in it
     try:
         yield job
-    except BaseException as e:
-        if isinstance(e, KeyboardInterrupt) and (folder / STATE).exists():
+    except KeyboardInterrupt:
+        if (folder / STATE).exists() or not main:
             raise Interrupted(folder) from None
         if not existed:
             shutil.rmtree(folder, ignore_errors=True)
             remove_created(parents)
         raise
+    except DirfindError as e:
+        if e.exit_code != EXIT_DISTRIBUTED:
+            if not existed and main:
+                shutil.rmtree(folder, ignore_errors=True)
+                remove_created(parents)
+            raise
+        if isinstance(e, DistributedError):  # a lost process: the others' progress is saved, keep it
+            raise DistributedError(f"{e}; progress saved in {folder}: rerun with resume=True", param="resume") from None
+        raise  # another process's report of one (its message already says so)
+    except BaseException:
+        if not existed and main:
+            shutil.rmtree(folder, ignore_errors=True)
+            remove_created(parents)
+        raise
+    barrier("finishing the run")
     job.finish()

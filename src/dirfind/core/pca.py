@@ -29,8 +29,10 @@ import torch
 
 from ..errors import BadInputError
 from ..util.progress import log, warn
+from .dist import all_reduce
 from .jobs import Job
-from .reducers import MeanCov, saved_arrays
+from .parallel import on_main
+from .reducers import MeanCov, pooled_mean, saved_arrays
 from .sampling import Batch, SampleStream, reduce_stream
 
 SOLVERS = ("auto", "exact", "randomized")
@@ -107,9 +109,20 @@ def pca_from_cov(stats: MeanCov, k: int) -> PCAResult:
 
 
 def exact_pca(stream: SampleStream, k: int, *, job: Job | None = None, desc: str = "pca") -> PCAResult:
-    """PCA of every sample of ``stream`` from its exact float64 covariance."""
+    """PCA of every sample of ``stream`` from its exact float64 covariance (the eigensolver runs on
+    rank 0 alone in a distributed run, its result is shared)."""
     stats = reduce_stream(stream, MeanCov(stream.dim, stream.gen.device), job=job, stage="cov", desc=desc)
-    return pca_from_cov(stats, k)
+    return on_main(lambda: pca_from_cov(stats, k), _encode_pca, _decode_pca)
+
+
+def _encode_pca(p: PCAResult) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    meta = {"total_variance": p.total_variance, "n": p.n, "info": p.info}
+    return meta, {"components": p.components, "variances": p.variances, "mean": p.mean}
+
+
+def _decode_pca(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> PCAResult:
+    a = arrays
+    return PCAResult(a["components"], a["variances"], meta["total_variance"], a["mean"], meta["n"], meta["info"])
 
 
 # ---------------------------------------------------------------------- randomized (block Rayleigh-Ritz)
@@ -172,6 +185,32 @@ class BlockProduct:
         self.mean = torch.from_numpy(np.array(st["mean"], np.float64)).to(self.device)
         self.y = torch.from_numpy(np.array(st["y"], np.float64)).to(self.device)
         self.ss = float(st["ss"])
+
+    def merge_state(self, state: dict[str, np.ndarray]) -> None:
+        """Fold in the product of other samples (the same Chan update as a batch's)."""
+        nb = int(state["n"])
+        if nb == 0:
+            return
+        mb = torch.from_numpy(np.array(state["mean"], np.float64)).to(self.device)
+        na, n = self.n, self.n + nb
+        d = mb - self.mean
+        w = na * nb / n
+        self.y += torch.from_numpy(np.array(state["y"], np.float64)).to(self.device) + w * torch.outer(d, d @ self.q)
+        self.ss += float(state["ss"]) + w * float(d @ d)
+        self.mean += d * (nb / n)
+        self.n = n
+
+    def all_reduce(self) -> None:
+        """Combine every process's product in float64: the common mean first, then each process's
+        centred product about it (``Y_r + n_r d dᵀ Q``, d = its mean minus the common one) summed."""
+        n, mean = pooled_mean(self.n, self.mean, "block product means")
+        if n == 0:
+            return
+        d = self.mean - mean
+        body = torch.cat([(self.y + self.n * torch.outer(d, d @ self.q)).reshape(-1), (self.ss + self.n * d @ d)[None]])
+        all_reduce(body, "block product")
+        self.y = body[:-1].reshape(self.y.shape).contiguous()
+        self.ss, self.mean, self.n = float(body[-1]), mean, n
 
 
 def _orthonormal_basis(v: np.ndarray, cv: np.ndarray, rtol: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:

@@ -20,6 +20,7 @@ import torch
 
 from ..errors import BadInputError, NotFoundError
 from ..generators.base import Generator
+from .dist import all_reduce_array, gather_msgs
 from .reducers import saved_arrays
 from .sampling import Batch, SampleStream, reduce_stream
 
@@ -101,7 +102,8 @@ def _column(v: Any, batch: int, what: str) -> np.ndarray:
 
 
 class PredictorScores:
-    """Reducer: render each batch, score it with ``predictor``, keep (n, K) float64 scores."""
+    """Reducer: render each batch, score it with ``predictor``, keep (n, K) float64 scores
+    (``filled`` marks the rows scored so far)."""
 
     def __init__(self, stream: SampleStream, predictor: Callable[[torch.Tensor], Any], name: str | None = None):
         self.stream = stream
@@ -109,6 +111,7 @@ class PredictorScores:
         self.name = name or getattr(predictor, "__qualname__", "predictor")
         self.scores: np.ndarray | None = None
         self.names: list[str] | None = None
+        self.filled = np.zeros(len(stream), bool)
 
     def update(self, batch: Batch) -> None:
         gen = self.stream.gen
@@ -133,9 +136,10 @@ class PredictorScores:
             )
         lo = batch.start - self.stream.start
         self.scores[lo : lo + len(batch)] = s
+        self.filled[lo : lo + len(batch)] = True
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        out = {} if self.scores is None else {"scores": self.scores}
+        out = {} if self.scores is None else {"scores": self.scores, "filled": self.filled.copy()}
         if self.names is not None:
             out["names"] = np.array(self.names, dtype=str)
         return out
@@ -144,10 +148,47 @@ class PredictorScores:
         if "scores" in state:
             width = np.shape(state["scores"])[1:] or (0,)
             self.scores = np.array(saved_arrays(state, {"scores": (len(self.stream), *width)})["scores"], np.float64)
+            if "filled" in state:
+                self.filled = np.array(saved_arrays(state, {"filled": (len(self.stream),)})["filled"], bool)
+            else:
+                self.filled = ~np.isnan(self.scores[:, 0])
         if "names" in state:
             self.names = [str(n) for n in np.atleast_1d(state["names"])]
             if self.scores is not None and len(self.names) != self.scores.shape[1]:
                 raise BadInputError(f"saved names ({len(self.names)}) do not match the saved scores")
+
+    def merge_state(self, state: dict[str, np.ndarray]) -> None:
+        """Take the rows another part scored."""
+        if "scores" not in state:
+            return
+        if self.scores is None:
+            self.load_state_dict(state)
+            return
+        theirs = np.asarray(state["scores"], np.float64)
+        if theirs.shape != self.scores.shape:
+            raise BadInputError(f"saved scores have shape {theirs.shape}, expected {self.scores.shape}")
+        rows = np.asarray(state["filled"], bool) if "filled" in state else ~np.isnan(theirs[:, 0])
+        self.scores[rows] = theirs[rows]
+        self.filled |= rows
+        if self.names is None and "names" in state:
+            self.names = [str(n) for n in state["names"]]
+
+    def all_reduce(self) -> None:
+        """Every process's scores on every process (each row was scored by one process: a sum)."""
+        heads = [m for m, _ in gather_msgs({"k": None if self.scores is None else self.scores.shape[1],
+                                            "names": self.names}, dst=None) or []]  # fmt: skip
+        ks = {h["k"] for h in heads if h["k"] is not None}
+        if len(ks) > 1:
+            raise BadInputError(f"the predictor returned {sorted(ks)} scores per image on different processes")
+        if not ks:
+            return
+        if self.scores is None:
+            self.scores = np.full((len(self.stream), ks.pop()), np.nan)
+        self.names = next((h["names"] for h in heads if h["names"] is not None), None)
+        vals = all_reduce_array(np.where(self.filled[:, None], self.scores, 0.0), "scores")
+        count = all_reduce_array(self.filled.astype(np.float64), "scores")
+        self.filled = count > 0
+        self.scores = np.where(self.filled[:, None], vals, np.nan)
 
 
 def predict_stream(

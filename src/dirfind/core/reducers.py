@@ -1,5 +1,9 @@
 """Reducers of sample streams: bounded-size state built batch by batch that can be saved,
-restored and merged (the streaming covariance, per-sample collectors)."""
+restored and merged (the streaming covariance, per-sample collectors).
+
+To be split over processes and resumed with any number of them, a reducer also folds in a state
+saved by another process (``merge_state``: its samples are disjoint from this one's) and may
+combine all processes' states at once (``all_reduce``); see docs/distributed.md."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import numpy as np
 import torch
 
 from ..errors import BadInputError
+from .dist import all_reduce, all_reduce_array
 from .sampling import Batch
 
 
@@ -33,6 +38,17 @@ class Reducer(Protocol):
     def state_dict(self) -> dict[str, np.ndarray]: ...
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None: ...
+
+    def merge_state(self, state: dict[str, np.ndarray]) -> None:
+        """Fold in the state of disjoint samples (another process's, or a saved part)."""
+
+
+def pooled_mean(n: int, mean: torch.Tensor, what: str) -> tuple[int, torch.Tensor]:
+    """(total count, common mean) of every process's (count, float64 mean): one all-reduce."""
+    head = torch.cat([torch.tensor([float(n)], dtype=torch.float64, device=mean.device), mean * n])
+    all_reduce(head, what)
+    total = int(round(float(head[0])))
+    return total, head[1:] / max(total, 1)
 
 
 class MeanCov:
@@ -121,6 +137,23 @@ class MeanCov:
             self._merge_moments(other.n, other.mean.to(self.device), other._full_m2().to(self.device))
         return self
 
+    def merge_state(self, state: dict[str, np.ndarray]) -> None:
+        """Fold in saved statistics of other samples (Chan's pairwise merge)."""
+        other = MeanCov(self.dim, self.device)
+        other.load_state_dict(state)
+        self.merge(other)
+
+    def all_reduce(self) -> None:
+        """Combine every process's statistics in float64: one sum of counts and mean-weighted sums
+        gives the common mean, a second sums each process's scatter about it (exact Chan merge)."""
+        n, mean = pooled_mean(self.n, self.mean, "covariance means")
+        if n == 0:
+            return
+        d = self.mean - mean
+        m2 = self._full_m2() + self.n * torch.outer(d, d)
+        all_reduce(m2, "covariance")
+        self.n, self.mean, self.m2 = n, mean, m2.contiguous()
+
     def cov(self, ddof: int = 1) -> torch.Tensor:
         """The covariance matrix (D x D float64), ``ddof=1`` as scikit-learn's PCA."""
         if self.n <= ddof:
@@ -142,25 +175,42 @@ class MeanCov:
 
 
 class Collector:
-    """Keeps per-sample float32 arrays (e.g. z, scores) for samples ``start .. stop-1`` in memory."""
+    """Keeps per-sample float32 arrays (e.g. z, scores) for samples ``start .. stop-1`` in memory;
+    ``filled`` marks the rows it holds."""
 
     def __init__(self, start: int, stop: int, fields: dict[str, tuple[int, ...]]):
         self.start, self.stop = int(start), int(stop)
         self.data = {k: np.zeros((stop - start, *shape), np.float32) for k, shape in fields.items()}
-        self.filled = 0
+        self.filled = np.zeros(stop - start, bool)
 
     def put(self, start: int, values: dict[str, np.ndarray | torch.Tensor]) -> None:
         for k, v in values.items():
             v = v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
             self.data[k][start - self.start : start - self.start + len(v)] = v.reshape(len(v), *self.data[k].shape[1:])
+            self.filled[start - self.start : start - self.start + len(v)] = True
 
     def update(self, batch: Batch) -> None:
         self.put(batch.start, {k: getattr(batch, k) for k in self.data if hasattr(batch, k)})
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return dict(self.data)
+        return {**self.data, "_filled": self.filled.copy()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         st = saved_arrays(state, {k: v.shape for k, v in self.data.items()})
         for k in self.data:
             self.data[k][...] = st[k]
+        has = "_filled" in state
+        self.filled[...] = saved_arrays(state, {"_filled": self.filled.shape})["_filled"] if has else True
+
+    def merge_state(self, state: dict[str, np.ndarray]) -> None:
+        rows = np.asarray(state["_filled"], bool)
+        for k in self.data:
+            self.data[k][rows] = state[k][rows]
+        self.filled |= rows
+
+    def all_reduce(self) -> None:
+        """Every process's rows on every process (each row is held by one process: a sum)."""
+        for k in self.data:
+            vals = np.where(self.filled.reshape(-1, *[1] * (self.data[k].ndim - 1)), self.data[k], 0)
+            self.data[k][...] = all_reduce_array(vals, "collected rows")
+        self.filled[...] = all_reduce_array(self.filled.astype(np.float64), "collected rows") > 0

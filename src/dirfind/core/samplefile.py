@@ -40,9 +40,10 @@ from ..util.fileio import (
 )
 from ..util.images import to_uint8, write_png
 from ..util.options import option
+from .dist import gather_msgs, is_main, world
 from .jobs import progress_dir, resumable
 from .sampling import Batch, SampleStream, reduce_stream
-from .shards import check_coverage, register_merger
+from .shards import add_range, check_coverage, normalize_ranges, register_merger
 
 FORMAT = "dirfind.samples"
 FORMAT_VERSION = 1
@@ -54,17 +55,31 @@ def image_name(index: int, n: int) -> str:
 
 
 class SampleWriter:
-    """Reducer that stores each batch's z and latents in memory-mapped arrays and renders PNGs."""
+    """Reducer that stores each batch's z and latents in memory-mapped arrays and renders PNGs.
 
-    def __init__(self, stream: SampleStream, folder: Path, images: Path | None = None, resume: bool = False):
+    ``folder`` holds this process's arrays (rank 0: the progress folder, another process: its part
+    folder inside it, ``root``); ``ranges`` are the samples they hold. Distributed, every process
+    writes the PNGs of its own batches and rank 0 collects the rows at the end (:meth:`all_reduce`).
+    """
+
+    #: rows per message when the rows move to rank 0
+    CHUNK = 4096
+
+    def __init__(
+        self,
+        stream: SampleStream,
+        folder: Path,
+        images: Path | None = None,
+        resume: bool = False,
+        root: Path | None = None,
+    ):
         self.stream = stream
         self.images = images
+        self.folder, self.root = Path(folder), Path(root or folder)
+        self.ranges: list[tuple[int, int]] = []
         m = len(stream)
-        mode = "r+" if resume and (folder / "z.npy").exists() else "w+"
-        self.z = open_memmap(folder / "z.npy", mode=mode, dtype=np.float32, shape=(m, stream.gen.z_dim))
-        self.latents = open_memmap(
-            folder / "latents.npy", mode=mode, dtype=np.float32, shape=(m, *stream.feature_shape)
-        )
+        mode = "r+" if resume and (self.folder / "z.npy").exists() else "w+"
+        self.z, self.latents = self._open(self.folder, mode)
         if self.z.shape != (m, stream.gen.z_dim) or self.latents.shape[0] != m:
             raise BadInputError(
                 f"{folder}: saved arrays do not match this run; start over with force=True", param="force"
@@ -72,10 +87,19 @@ class SampleWriter:
         if images is not None:
             images.mkdir(parents=True, exist_ok=True)
 
+    def _open(self, folder: Path, mode: str) -> tuple[np.ndarray, np.ndarray]:
+        m = len(self.stream)
+        if mode == "r":
+            return open_memmap(folder / "z.npy", mode="r"), open_memmap(folder / "latents.npy", mode="r")
+        z = open_memmap(folder / "z.npy", mode=mode, dtype=np.float32, shape=(m, self.stream.gen.z_dim))
+        lat = open_memmap(folder / "latents.npy", mode=mode, dtype=np.float32, shape=(m, *self.stream.feature_shape))
+        return z, lat
+
     def update(self, batch: Batch) -> None:
         lo, hi = batch.start - self.stream.start, batch.stop - self.stream.start
         self.z[lo:hi] = batch.z.cpu().numpy()
         self.latents[lo:hi] = batch.latent.cpu().numpy()
+        self.ranges = add_range(self.ranges, batch.start, batch.stop)
         if self.images is not None:
             gen = self.stream.gen
             with torch.inference_mode():
@@ -88,10 +112,42 @@ class SampleWriter:
         self.latents.flush()
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {}  # the rows live in the memory-mapped files
+        """Where the rows live (relative to ``root``) and which samples they are: the rows
+        themselves stay in the memory-mapped files."""
+        rel = "" if self.folder == self.root else str(self.folder.relative_to(self.root))
+        return {"dir": np.array(rel), "ranges": np.array(self.ranges, np.int64).reshape(-1, 2)}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        pass
+        self.ranges = normalize_ranges(np.asarray(state.get("ranges", np.zeros((0, 2), np.int64))).tolist())
+
+    def merge_state(self, state: dict[str, np.ndarray]) -> None:
+        """Copy the rows another process saved (in its part folder under ``root``) into these arrays."""
+        z, lat = self._open(self.root / str(state["dir"][()]), "r")
+        for lo, hi in np.asarray(state["ranges"]).reshape(-1, 2).tolist():
+            a, b = lo - self.stream.start, hi - self.stream.start
+            self.z[a:b], self.latents[a:b] = z[a:b], lat[a:b]
+            self.ranges = add_range(self.ranges, lo, hi)
+        del z, lat
+
+    def all_reduce(self) -> None:
+        """Rank 0 receives every other process's rows, a chunk per process per round (the other
+        processes keep only their PNGs)."""
+        w = world()
+        mine = [] if w.is_main else self._chunks(self.ranges)
+        rounds = max(int(m["chunks"]) for m, _ in gather_msgs({"chunks": len(mine)}, dst=None) or [])
+        for t in range(rounds):
+            lo, hi = mine[t] if t < len(mine) else (0, 0)
+            a, b = lo - self.stream.start, hi - self.stream.start
+            rows = {"z": self.z[a:b], "latents": self.latents[a:b]} if hi > lo else {}
+            for meta, got in gather_msgs({"range": [lo, hi]}, rows, dst=0) or []:
+                lo2, hi2 = meta["range"]
+                if hi2 > lo2:
+                    a2, b2 = lo2 - self.stream.start, hi2 - self.stream.start
+                    self.z[a2:b2], self.latents[a2:b2] = got["z"], got["latents"]
+                    self.ranges = add_range(self.ranges, lo2, hi2)
+
+    def _chunks(self, ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        return [(a, min(a + self.CHUNK, hi)) for lo, hi in ranges for a in range(lo, hi, self.CHUNK)]
 
 
 def sample_meta(stream: SampleStream) -> dict[str, Any]:
@@ -169,18 +225,20 @@ def write_samples(
     created = [] if img_dir is None else missing_dirs(img_dir)  # removed again if the run leaves nothing
     try:
         with resumable(out, ident, resume=resume, force=force, every=every) as job:
-            writer = SampleWriter(stream, folder, img_dir, resume=job.resumed)
+            writer = SampleWriter(stream, job.part_dir(), img_dir, resume=job.resumed, root=folder)
             reduce_stream(stream, writer, job=job, stage="samples", desc="sample")
             writer.flush()
-            arrays = {
-                "indices": np.arange(stream.start, stream.stop, dtype=np.int64),
-                "z": writer.z,
-                "latents": writer.latents,
-            }
-            write_meta_npz(out, meta, arrays, force=True if job.resumed else force)
-            del writer, arrays
+            if is_main():
+                arrays = {
+                    "indices": np.arange(stream.start, stream.stop, dtype=np.int64),
+                    "z": writer.z,
+                    "latents": writer.latents,
+                }
+                write_meta_npz(out, meta, arrays, force=True if job.resumed else force)
+                del arrays
+            del writer
     except BaseException:
-        if created and not folder.exists():  # no progress kept for --resume: the images go too
+        if created and not folder.exists() and is_main():  # no progress kept for --resume: the images go too
             shutil.rmtree(created[-1], ignore_errors=True)
             remove_created(created[:-1])
         raise

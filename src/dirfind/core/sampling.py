@@ -33,8 +33,9 @@ import torch
 from ..errors import BadInputError
 from ..generators.base import Generator
 from ..util.progress import bar
+from . import dist, parallel
 from .jobs import Job
-from .shards import shard_range
+from .shards import add_range, covered, shard_range, subtract_ranges
 
 #: Samples per random block (part of the sample recipe: changing it changes every stream).
 BLOCK = 1024
@@ -237,6 +238,18 @@ class SampleStream:
     def __iter__(self) -> Iterator[Batch]:
         return self.batches()
 
+    def grid(self, ranges: Sequence[tuple[int, int]] | None = None) -> list[tuple[int, int]]:
+        """The stream's batches ``start + i * batch_size`` (clipped to ``ranges``, default the whole
+        stream) as (lo, hi) pairs: the fixed units a run is split into, whatever the process count."""
+        out = []
+        for lo, hi in [(self.start, self.stop)] if ranges is None else ranges:
+            pos = lo
+            while pos < hi:
+                cell = self.start + ((pos - self.start) // self.batch_size + 1) * self.batch_size
+                out.append((pos, min(cell, hi)))
+                pos = min(cell, hi)
+        return out
+
 
 # ---------------------------------------------------------------------- latents by index
 
@@ -329,42 +342,70 @@ def reduce_stream(
     """Feed every batch of ``stream`` to ``reducer.update`` and return the reducer.
 
     With a ``job``: a finished ``stage`` is not redone (its final state is loaded); an unfinished
-    one continues after its last checkpointed batch. The reducer's state and the position are
-    saved every ``job.every`` seconds, at the end of the stage, and on Ctrl-C / SIGTERM (deferred to
-    the end of the current batch, then re-raised as KeyboardInterrupt). Batches are fed in order,
-    so a checkpoint at position p means samples start..p-1 are in the state, none twice. A reducer
-    may define ``flush()`` (called before each checkpoint) for state that lives in files.
+    one continues with the batches not yet folded in. The reducer's state and its sample ranges
+    are saved every ``job.every`` seconds, at the end of the stage, and on Ctrl-C / SIGTERM
+    (deferred to the end of the current batch, then re-raised as KeyboardInterrupt). Each process
+    folds its batches in index order, none twice. A reducer may define ``flush()`` (called before
+    each checkpoint) for state that lives in files.
+
+    Under torch.distributed the batches still to do are dealt round-robin over the processes;
+    each checkpoints its own part, and at the end the parts are combined on every process
+    (``reducer.all_reduce()`` if it has one, else every state is gathered and folded in rank
+    order with ``reducer.merge_state``). The contract is in docs/distributed.md.
     """
-    pos = stream.start
+    w = dist.world()
+    if w.distributed and not (hasattr(reducer, "all_reduce") or hasattr(reducer, "merge_state")):
+        from ..errors import UnsupportedError
+
+        raise UnsupportedError(f"{type(reducer).__name__} cannot be split over processes (no merge_state)")
+    done: list[tuple[int, int]] = []
     if job is not None:
-        saved = job.restore(stage, reducer, stream.start, stream.stop)
+        saved = job.resume_stage(stage, reducer, stream.start, stream.stop)
         if saved is not None:
             if saved.done:
                 return reducer
-            pos = saved.pos
+            done = saved.ranges
+    mine = parallel.deal(stream.grid(subtract_ranges(stream.start, stream.stop, done)))
+    part = list(done) if w.is_main else []  # the sample ranges this process's state holds
 
-    def checkpoint(p: int, done: bool = False) -> None:
+    def checkpoint(finished: bool = False) -> None:
         if job is None:
             return
         if hasattr(reducer, "flush"):
             reducer.flush()
-        job.set_stage(stage, p, reducer.state_dict(), done=done)
-        job.save()
+        job.save_stage(stage, stream.start, part, reducer.state_dict(), done=finished)
 
+    initial = covered(done)
+    progress = parallel.Progress(initial) if w.distributed else None
     last = time.monotonic()
     with (
         _Interrupts() as interrupts,
-        bar(total=len(stream), initial=pos - stream.start, desc=desc, unit="sample") as pbar,
+        bar(total=len(stream), initial=initial, desc=desc, unit="sample") as pbar,
     ):
-        for batch in stream.batches(pos):
-            reducer.update(batch)
-            pos = batch.stop
-            pbar.update(len(batch))
+        for lo, hi in mine:
+            reducer.update(stream.batch(lo, hi))
+            part = add_range(part, lo, hi)
+            if progress is None:
+                pbar.update(hi - lo)
+            else:
+                progress.add(hi - lo, pbar)
+                try:
+                    dist.check_failure()
+                except dist.RemoteInterrupt:
+                    interrupts.requested = True
             if interrupts.requested:
-                checkpoint(pos)
+                checkpoint()
                 raise KeyboardInterrupt
             if job is not None and time.monotonic() - last >= job.every:
-                checkpoint(pos)
+                checkpoint()
                 last = time.monotonic()
-    checkpoint(pos, done=True)
+        if progress is not None:
+            checkpoint()  # this process's part is safe before it waits for the others
+            progress.flush(pbar)
+            parallel.combine(reducer)
+            if job is not None:
+                job.drop_part(stage)
+    checkpoint(finished=True)
+    if interrupts.requested:
+        raise KeyboardInterrupt
     return reducer

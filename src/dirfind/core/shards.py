@@ -84,3 +84,61 @@ def merge(paths: Sequence[str | Path], out: str | Path | None = None, **kwargs: 
     fn, default = MERGERS[fmt]
     res = fn(list(paths), out or default, **kwargs)
     return {"format": fmt, **res}
+
+
+# ---------------------------------------------------------------------- sets of sample ranges
+
+
+def normalize_ranges(ranges: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
+    """Sorted, merged, non-empty ``[lo, hi)`` ranges (touching ranges join)."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted((int(a), int(b)) for a, b in ranges):
+        if hi <= lo:
+            continue
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def add_range(ranges: list[tuple[int, int]], lo: int, hi: int) -> list[tuple[int, int]]:
+    """``ranges`` (normalised) plus ``[lo, hi)``; appending in increasing order costs O(1)."""
+    if hi <= lo:
+        return ranges
+    if not ranges or lo > ranges[-1][1]:
+        ranges.append((lo, hi))
+        return ranges
+    if lo >= ranges[-1][0]:
+        ranges[-1] = (ranges[-1][0], max(ranges[-1][1], hi))
+        return ranges
+    return normalize_ranges([*ranges, (lo, hi)])
+
+
+def overlapping(ranges: Sequence[Sequence[int]]) -> tuple[int, int] | None:
+    """The first overlap between any two of ``ranges`` (unmerged), or None if they are disjoint."""
+    pos = None
+    for lo, hi in sorted((int(a), int(b)) for a, b in ranges if int(b) > int(a)):
+        if pos is not None and lo < pos:
+            return lo, min(hi, pos)
+        pos = hi if pos is None else max(pos, hi)
+    return None
+
+
+def subtract_ranges(lo: int, hi: int, done: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
+    """The parts of ``[lo, hi)`` not covered by ``done``."""
+    out, pos = [], lo
+    for a, b in normalize_ranges(done):
+        if b <= pos or a >= hi:
+            continue
+        if a > pos:
+            out.append((pos, a))
+        pos = max(pos, b)
+    if pos < hi:
+        out.append((pos, hi))
+    return out
+
+
+def covered(ranges: Sequence[Sequence[int]]) -> int:
+    """Number of samples in ``ranges`` (normalised first)."""
+    return sum(b - a for a, b in normalize_ranges(ranges))

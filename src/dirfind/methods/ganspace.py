@@ -34,6 +34,7 @@ import scipy.linalg
 import torch
 
 from ..bank import DirectionBank, checkpoint_of, generator_identity
+from ..core.dist import all_reduce, is_main
 from ..core.jobs import Job, json_normal, resumable
 from ..core.pca import SOLVERS, PCAResult, check_k, choose_solver, pca_from_cov, streaming_pca
 from ..core.reducers import MeanCov, saved_arrays
@@ -136,6 +137,16 @@ class LatentRegression:
         st = saved_arrays(state, {"ata": tuple(self.ata.shape), "atz": tuple(self.atz.shape)})
         self.ata = torch.from_numpy(np.array(st["ata"], np.float64)).to(self.device)
         self.atz = torch.from_numpy(np.array(st["atz"], np.float64)).to(self.device)
+
+    def merge_state(self, state: dict[str, np.ndarray]) -> None:
+        """The normal equations are sums: add another part's."""
+        self.ata += torch.from_numpy(np.array(state["ata"])).to(self.device)
+        self.atz += torch.from_numpy(np.array(state["atz"])).to(self.device)
+
+    def all_reduce(self) -> None:
+        both = all_reduce(torch.cat([self.ata.reshape(-1), self.atz.reshape(-1)]), "regression normal equations")
+        k = len(self.ata)
+        self.ata, self.atz = both[: k * k].reshape(k, k), both[k * k :].reshape(self.atz.shape)
 
 
 def regression_samples(n: int, n_regression: int | None) -> int:
@@ -250,7 +261,7 @@ def ganspace(
         return _run(gen, p, job)
     with resumable(out, p.job_identity, resume=resume, force=force, every=every) as job:
         bank = _run(gen, p, job)
-        if out is not None:
+        if out is not None and is_main():
             bank.save(out, force=force or job.resumed)
     return bank
 
@@ -381,7 +392,7 @@ def ganspace_shard(
             "generator": generator_identity(gen),
         }
         arrays = stats.state_dict()
-        if out is not None:
+        if out is not None and is_main():
             write_meta_npz(out, meta, arrays, force=True)
     return meta, arrays
 

@@ -30,6 +30,7 @@ import torch
 from ..bank import DirectionBank, generator_identity
 from ..core.edits import base_latents, check_layers, edit_dim
 from ..core.jvp import OutputTransform, jacobian, require_deterministic
+from ..core.parallel import map_ordered
 from ..errors import BadInputError, NotFoundError
 from ..generators.base import Generator
 from ..util.options import check_choice, option
@@ -278,16 +279,21 @@ def jacobian_directions(
     base = base_latents(gen, z, space, layers)
     keys = ("all",) if fmask is None else ("fore", "back")
     grams = {key: np.zeros((dim, dim)) for key in keys}
+
+    def sample_grams(i: int) -> dict[str, np.ndarray]:
+        j = jacobian(gen, base[i], space, layers, transform, chunk=o.chunk).to(torch.float64)
+        if fmask is None:
+            return {"all": (j.t() @ j).cpu().numpy() / j.shape[0]}
+        rows = torch.from_numpy(np.tile(fmask.reshape(-1), j.shape[0] // fmask.size))
+        jf, jb = j[rows.to(j.device)], j[~rows.to(j.device)]
+        return {"fore": (jf.t() @ jf).cpu().numpy() / jf.shape[0], "back": (jb.t() @ jb).cpu().numpy() / jb.shape[0]}
+
+    # distributed: samples are dealt round-robin and every process adds all of them in sample
+    # order, so the sums are bit for bit those of one process
     with bar(total=n, desc="jacobian", unit="sample") as pbar:
-        for i in range(n):
-            j = jacobian(gen, base[i], space, layers, transform, chunk=o.chunk).to(torch.float64)
-            if fmask is None:
-                grams["all"] += (j.t() @ j).cpu().numpy() / j.shape[0]
-            else:
-                rows = torch.from_numpy(np.tile(fmask.reshape(-1), j.shape[0] // fmask.size))
-                jf, jb = j[rows.to(j.device)], j[~rows.to(j.device)]
-                grams["fore"] += (jf.t() @ jf).cpu().numpy() / jf.shape[0]
-                grams["back"] += (jb.t() @ jb).cpu().numpy() / jb.shape[0]
+        for _, g in map_ordered(n, sample_grams):
+            for key in keys:
+                grams[key] += g[key]
             pbar.update(1)
     grams = {key: g / n for key, g in grams.items()}
     info: dict[str, Any] = {"samples": n, "outputs": f"{out_size}x{out_size}", "channels": channels}

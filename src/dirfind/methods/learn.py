@@ -8,7 +8,9 @@ OroJaR: w = 0); the penalty of w ↦ G(z + w Q) is minimised over A with Adam (l
 
 Every random draw of step s comes from ``numpy.random.default_rng([seed, s])``, so a run resumed
 from a checkpoint (A, Adam moments, loss history, written atomically every N steps) continues
-bit for bit as if it had never stopped.
+bit for bit as if it had never stopped. Under torch.distributed each step's batch is split over
+the processes (data parallel, gradients summed), which matches one process with the same batch
+to float tolerance.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 import torch
 
 from ..bank import DirectionBank, generator_identity
+from ..core import dist
 from ..core.jobs import Job, resumable
 from ..core.jvp import require_deterministic
 from ..core.reducers import saved_arrays
@@ -162,17 +165,33 @@ def draw_step(gen: Generator, cfg: LearnOptions, ndirs: int, step: int) -> dict[
 
 
 def _step(gen: Generator, cfg: LearnOptions, a: torch.nn.Parameter, opt: torch.optim.Optimizer, step: int, sl) -> float:
-    """One optimisation step; returns the penalty before the update."""
+    """One optimisation step; returns the penalty before the update.
+
+    Distributed (data parallel): every process draws the whole batch and takes its slice; the
+    penalty is a mean over samples, so each slice's gradient is weighted by its share of the
+    batch and the gradients (and losses) are summed over the processes in float64. Every process
+    then takes the same Adam step."""
     dev, dt = gen.device, gen.dtype
     d = draw_step(gen, cfg, a.shape[0], step)
-    base = gen.embed(torch.from_numpy(d["z"]).to(dev, dt), cfg.space).detach()
-    q = _pad(gram_schmidt(a), sl, gen.space_dim(cfg.space))
-    f = coefficient_fn(gen, base, q, cfg.space)
-    w = torch.from_numpy(d["w"]).to(dev, dt)
-    probes = torch.from_numpy(d["probes"]).to(dev, dt)
-    loss = PENALTIES[cfg.method](f, w, probes, cfg.epsilon, cfg.estimator)
+    world = dist.world()
+    lo, hi = cfg.batch_size * world.rank // world.size, cfg.batch_size * (world.rank + 1) // world.size
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    loss = torch.zeros((), dtype=torch.float64, device=dev)
+    if hi > lo:
+        base = gen.embed(torch.from_numpy(d["z"][lo:hi]).to(dev, dt), cfg.space).detach()
+        q = _pad(gram_schmidt(a), sl, gen.space_dim(cfg.space))
+        f = coefficient_fn(gen, base, q, cfg.space)
+        w = torch.from_numpy(d["w"][lo:hi]).to(dev, dt)
+        probes = torch.from_numpy(d["probes"][:, lo:hi]).to(dev, dt)
+        loss = PENALTIES[cfg.method](f, w, probes, cfg.epsilon, cfg.estimator)
+        if world.distributed:
+            loss = loss * ((hi - lo) / cfg.batch_size)
+        loss.backward()
+    if world.distributed:
+        grad = a.grad if a.grad is not None else torch.zeros_like(a)
+        both = dist.all_reduce(torch.cat([grad.reshape(-1).double(), loss.detach().double().reshape(1)]), "gradients")
+        a.grad = both[:-1].reshape(a.shape).to(a.dtype)
+        loss = both[-1]
     opt.step()
     return float(loss.detach())
 
@@ -253,7 +272,7 @@ def learn(
         return _learn(gen, cfg, job, sl, ndirs)
     with resumable(out, identity(gen, cfg), resume=resume, force=force, every=every) as job:
         bank = _learn(gen, cfg, job, sl, ndirs)
-        if out is not None:
+        if out is not None and dist.is_main():
             bank.save(out, force=force)
     return bank
 

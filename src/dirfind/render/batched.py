@@ -1,4 +1,7 @@
-"""The one render path: latents of any leading shape to uint8 images, in device batches."""
+"""The one render path: latents of any leading shape to uint8 images, in device batches.
+
+Under torch.distributed the batches are dealt round-robin over the processes and the images come
+back to rank 0 in order (the same batches as one process renders, so the same pixels)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..core.dist import world
+from ..core.parallel import map_ordered
 from ..errors import BadInputError
 from ..generators.base import Generator
 from ..util.images import to_uint8
@@ -21,19 +26,27 @@ def render(
     batch_size: int = 32,
     desc: str | None = "render",
     pbar: Any = None,
-) -> np.ndarray:
+) -> np.ndarray | None:
     """Render latents (any leading shape) of ``space`` in batches under ``inference_mode``; returns
-    uint8 NHWC with the same leading shape. ``pbar``: advance this progress bar instead of a new one."""
+    uint8 NHWC with the same leading shape (on rank 0; None on the other processes of a
+    distributed run). ``pbar``: advance this progress bar instead of a new one."""
     if batch_size < 1:
         raise BadInputError(f"batch_size must be at least 1, got {batch_size}", param="batch_size")
     lead = latents.shape[: latents.ndim - len(gen.latent_shape(space))]
     flat = latents.reshape(-1, *gen.latent_shape(space))
+
+    def one(b: int) -> dict[str, np.ndarray]:
+        with torch.inference_mode():
+            x = flat[b * batch_size : (b + 1) * batch_size].to(gen.device, gen.dtype)
+            return {"img": to_uint8(gen.synthesis(x, space))}
+
     chunks = []
     own = pbar is None
-    with torch.inference_mode(), bar(total=len(flat), desc=desc, unit="img") if own else nullcontext(pbar) as pbar:
-        for i in range(0, len(flat), batch_size):
-            x = flat[i : i + batch_size].to(gen.device, gen.dtype)
-            chunks.append(to_uint8(gen.synthesis(x, space)))
-            pbar.update(len(x))
+    with bar(total=len(flat), desc=desc, unit="img") if own else nullcontext(pbar) as pbar:
+        for _, out in map_ordered((len(flat) + batch_size - 1) // batch_size, one, everywhere=False):
+            chunks.append(out["img"])
+            pbar.update(len(out["img"]))
+    if not world().is_main:
+        return None
     imgs = np.concatenate(chunks) if chunks else np.zeros((0, gen.resolution, gen.resolution, gen.channels), np.uint8)
     return imgs.reshape(*lead, *imgs.shape[1:])

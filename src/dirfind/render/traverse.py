@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from ..bank import DirectionBank
+from ..core.dist import world
 from ..core.edits import base_latents, working_space
 from ..errors import BadInputError
 from ..generators.base import Generator
@@ -136,7 +138,9 @@ def traverse(
     dict
         ``images`` (rows, steps, H, W, C) uint8 with rows direction-major (for each direction,
         every sample; a read-only view of the grid, None for frames, which stream to disk),
-        ``alphas``, ``files``, ``rows``, ``samples``, ``seeds`` and ``origin``.
+        ``alphas``, ``files``, ``rows``, ``samples``, ``seeds`` and ``origin``. In a distributed
+        run the frames are rendered by all processes and only rank 0 gets ``images`` and writes
+        ``out`` (elsewhere ``images`` is None and ``files`` empty).
     """
     o = replace(opts or TraverseOptions(), **changes)
     dirs = bank.check_indices(list(dirs))
@@ -182,18 +186,19 @@ def traverse(
         base = torch.cat([own[None], base])
     rows = len(dirs) * len(base)
     chunk = max(1, -(-o.batch_size // max(rows, 1)))  # steps per generator call: full batches
-    with (
-        traversal_sink(out, rows, o.steps, tile, force=force, fps=o.fps) as sink,
-        bar(total=rows * o.steps, desc="render", unit="img") as pbar,
-    ):
+    main = world().is_main
+    sink_cm = traversal_sink(out, rows, o.steps, tile, force=force, fps=o.fps) if main else nullcontext(None)
+    with sink_cm as sink, bar(total=rows * o.steps, desc="render", unit="img") as pbar:
         for s0 in range(0, o.steps, chunk):
             part = alphas[s0 : s0 + chunk]
             edited = traversal_latents(gen, bank, base, dirs, part, layers, to_distance=o.to_distance is not None)
             imgs = render(gen, edited, work, batch_size=o.batch_size, pbar=pbar)  # (dirs, N, steps, H, W, C)
+            if imgs is None:  # a distributed run's process other than rank 0
+                continue
             imgs = imgs.reshape(rows, len(part), *tile)
             for j in range(len(part)):
                 sink.put(s0 + j, imgs[:, j])
-    tiles, files = sink.tiles, sink.files
+    tiles, files = (sink.tiles, sink.files) if sink is not None else (None, [])
     return {
         "images": tiles,
         "alphas": alphas,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from ..errors import BadInputError
@@ -16,15 +18,26 @@ DTYPES = {
 }
 
 
+def local_cuda() -> torch.device:
+    """This process's GPU: ``cuda:LOCAL_RANK`` under torchrun (modulo the devices present), else ``cuda``."""
+    local = os.environ.get("LOCAL_RANK")
+    if local is None or not local.isdigit():
+        return torch.device("cuda")
+    return torch.device("cuda", int(local) % max(1, torch.cuda.device_count()))
+
+
 def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
-    """``auto`` picks the first CUDA device when there is one, else the CPU."""
+    """``auto`` picks this process's CUDA device when there is one (``cuda:LOCAL_RANK`` under
+    torchrun), else the CPU; plain ``cuda`` means this process's device too."""
     if isinstance(spec, torch.device):
         return spec
     spec = (spec or "auto").strip().lower()
     if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return local_cuda() if torch.cuda.is_available() else torch.device("cpu")
     if spec == "cpu":
         return torch.device("cpu")
+    if spec == "cuda" and torch.cuda.is_available():
+        return local_cuda()
     if spec == "cuda" or spec.startswith("cuda:"):
         if not torch.cuda.is_available():
             raise BadInputError(f"device {spec}: CUDA is not available on this machine", param="device")

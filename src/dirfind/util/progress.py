@@ -13,13 +13,15 @@ from typing import Any
 from tqdm.auto import tqdm
 
 logger = logging.getLogger("dirfind")
-_state = {"bars": True}
+_state = {"bars": True, "muted": False}
 
 
 def configure(quiet: bool = False, debug: bool = False) -> None:
     """Route ``dirfind`` log lines to stderr and switch progress bars on or off."""
+    quiet = quiet or _state["muted"]
     _state["bars"] = not quiet
-    logger.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
+    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    logger.setLevel(logging.ERROR if _state["muted"] else level)
     if not any(getattr(h, "_dirfind", False) for h in logger.handlers):
         h = _StderrHandler()
         h.setFormatter(logging.Formatter("%(message)s"))
@@ -40,6 +42,13 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+def mute() -> None:
+    """No bars, logs or warnings from now on, whatever ``configure`` is told later (the processes
+    of a distributed run other than rank 0)."""
+    _state["muted"] = True
+    configure(quiet=True)
+
+
 def bars_enabled() -> bool:
     return _state["bars"]
 
@@ -48,7 +57,7 @@ def bar(
     iterable: Any = None, *, total: float | None = None, desc: str | None = None, enabled: bool | None = None, **kw: Any
 ) -> tqdm:
     """A tqdm bar on stderr; disabled when quiet (``enabled=None`` follows :func:`configure`)."""
-    on = _state["bars"] if enabled is None else enabled
+    on = (_state["bars"] if enabled is None else enabled) and not _state["muted"]
     return tqdm(
         iterable, total=total, desc=desc, disable=not on, file=sys.stderr, leave=False, dynamic_ncols=True, **kw
     )

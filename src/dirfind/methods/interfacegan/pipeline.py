@@ -14,7 +14,9 @@ import numpy as np
 import torch
 
 from ...bank import DirectionBank, generator_identity
+from ...core.dist import is_main
 from ...core.jobs import resumable
+from ...core.parallel import bank_on_main
 from ...core.predictors import load_predictor, predict_stream
 from ...core.samplefile import read_samples
 from ...core.sampling import SampleStream, StreamLatents
@@ -214,7 +216,7 @@ def from_files(
         progress=boundary_log,
         extra_info={"inputs": source},
     )
-    if out is not None:
+    if out is not None and is_main():
         bank.save(out, force=force)
     return bank
 
@@ -287,7 +289,7 @@ def from_predictor(
         return _predict_fit(gen, n, fn, label, space, lay, names, conditions, fit, batch_size, scores_out, force, job)
     with resumable(out, ident, resume=resume, force=force, every=every) as job:
         bank = _predict_fit(gen, n, fn, label, space, lay, names, conditions, fit, batch_size, scores_out, force, job)
-        if out is not None:
+        if out is not None and is_main():
             bank.save(out, force=force)
     return bank
 
@@ -313,21 +315,25 @@ def _predict_fit(
     col_names = _names(found, names, scores.shape[1], default)
     rows = StreamLatents(gen, n, space, seed=seed, layers=lay, batch_size=max(batch_size, 256))
     cond, cond_info = load_conditions(conditions, space, rows.shape[1], lay)
-    bank = fit_bank(
-        rows,
-        scores,
-        col_names,
-        space=space,
-        generator=generator_identity(gen),
-        layers=lay,
-        fit=fit,
-        conditions=cond,
-        condition_info=cond_info,
-        source=f"predictor {label} on {n} samples (seed {seed})",
-        progress=boundary_log,
-        extra_info={"inputs": {"predictor": str(label), "n": n, "sample_seed": seed, "scores_out": scores_out}},
-    )
-    if scores_out is not None:
-        with atomic_path(scores_out, force=force, suffix=".npy") as tmp:
-            np.save(tmp, scores if scores.shape[1] > 1 else scores[:, 0])
-    return bank
+
+    def fitted() -> DirectionBank:  # on rank 0 alone in a distributed run (the scoring was shared)
+        bank = fit_bank(
+            rows,
+            scores,
+            col_names,
+            space=space,
+            generator=generator_identity(gen),
+            layers=lay,
+            fit=fit,
+            conditions=cond,
+            condition_info=cond_info,
+            source=f"predictor {label} on {n} samples (seed {seed})",
+            progress=boundary_log,
+            extra_info={"inputs": {"predictor": str(label), "n": n, "sample_seed": seed, "scores_out": scores_out}},
+        )
+        if scores_out is not None:
+            with atomic_path(scores_out, force=force, suffix=".npy") as tmp:
+                np.save(tmp, scores if scores.shape[1] > 1 else scores[:, 0])
+        return bank
+
+    return bank_on_main(fitted)
