@@ -25,7 +25,7 @@ LAYERS = {
     "util": {"top"},
     "generators": {"util", "top"},
     "core": {"generators", "util", "top"},
-    "methods": {"core", "generators", "util", "top"},
+    "methods": {"render", "core", "generators", "util", "top"},
     "render": {"core", "generators", "util", "top"},
     "cli": {"methods", "render", "core", "generators", "util", "top"},
 }

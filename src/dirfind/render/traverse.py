@@ -25,10 +25,12 @@ from ..generators.base import Generator
 from ..generators.settings import RenderSettings
 from ..util.fileio import check_writable
 from ..util.options import check_positive, option
+from .annotate import Annotation, step_labels
 from .batched import render
 from .edit import bank_edit, traversal_latents
 from .images import output_kind, write_traversal
 from .latents import read_latents
+from .video import check_video
 
 #: samples a traversal shows when neither seeds nor latents are given
 DEFAULT_SEEDS = (0, 1, 2, 3)
@@ -54,7 +56,8 @@ class TraverseOptions:
         None, "Also render a local bank's own sample first (default: alone when no seeds/latents are given)."
     )
     batch_size: int = option(32, "Images per generator call.")
-    fps: float = option(8.0, "GIF frames per second.")
+    fps: float = option(8.0, "GIF and video frames per second.")
+    annotate: bool = option(False, "Write the step values over the columns and direction names beside the rows.")
 
     def __post_init__(self) -> None:
         check_positive(self.steps, "steps")
@@ -105,12 +108,12 @@ def traverse(
         The generator the bank was made for (another one only with ``force``).
     bank : DirectionBank
         The directions.
-    dirs : sequence of int
-        Direction indices (negative ones count from the end).
+    dirs : sequence of int or str
+        Direction indices (negative ones count from the end) or names (:meth:`DirectionBank.resolve`).
     opts : TraverseOptions, optional
         ``steps``, ``span`` (default: the bank's range) or ``to_distance`` (hyperplane banks:
         target signed distances), ``layers``, ``origin`` (also render a local bank's own sample),
-        ``batch_size`` and ``fps``; keyword ``changes`` override its fields.
+        ``batch_size``, ``fps`` and ``annotate``; keyword ``changes`` override its fields.
     seeds : sequence of int, optional
         Sample seeds (NVIDIA's ``RandomState(seed)`` convention); default 0-3 unless the bank's
         origin is rendered alone.
@@ -120,7 +123,8 @@ def traverse(
     settings : mapping, optional
         Render settings that override the bank's recorded ones (and the generator's).
     out : str or Path, optional
-        A grid image, a ``.gif`` or a folder ending in ``/`` for numbered frames.
+        A grid image, a ``.gif``, an ``.mp4`` (H.264; the ``video`` extra) or a folder ending in
+        ``/`` for numbered frames.
     force : bool
         Overwrite ``out``; use a bank made for another checkpoint.
 
@@ -131,14 +135,15 @@ def traverse(
         every sample), ``alphas``, ``files``, ``rows``, ``samples``, ``seeds`` and ``origin``.
     """
     o = replace(opts or TraverseOptions(), **changes)
-    dirs = bank.check_indices(list(dirs))
+    dirs = bank.resolve(list(dirs))
     if o.to_distance is not None and bank.intercepts is None:
         raise BadInputError(
             f"the {bank.method} bank has no hyperplane intercepts; to_distance needs a boundary bank (interfacegan)",
             param="to_distance",
         )
     if out is not None:
-        output_kind(out)
+        if output_kind(out) == "video":
+            check_video()
         check_writable(str(out).rstrip("/\\"), force)
     if seeds is not None and latents is not None:
         raise BadInputError("give seeds or latents, not both", param=("seeds", "latents"))
@@ -173,7 +178,15 @@ def traverse(
     edited = traversal_latents(gen, bank, base, dirs, alphas, layers, to_distance=o.to_distance is not None)
     imgs = render(gen, edited, work, batch_size=o.batch_size)
     tiles = imgs.reshape(-1, *imgs.shape[2:])
-    files = write_traversal(tiles, out, force=force, fps=o.fps) if out is not None else []
+    note = None
+    if o.annotate:
+        names = ["origin"] * bool(origin) + (
+            [f"seed {s}" for s in seeds] if seeds is not None else [f"latent {i}" for i in range(len(base) - origin)]
+        )
+        rows = tuple(f"#{k} {bank.names[k]} | {n}" for k in dirs for n in names)
+        unit = "distance" if o.to_distance is not None else bank.step_unit
+        note = Annotation(step_labels(alphas), rows, unit)
+    files = write_traversal(tiles, out, force=force, fps=o.fps, note=note) if out is not None else []
     return {
         "images": tiles,
         "alphas": alphas,
