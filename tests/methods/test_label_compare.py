@@ -110,3 +110,30 @@ def test_compare_finds_no_counterparts_and_refuses_other_spaces(dcgan):
     with pytest.raises(MismatchError):
         compare(sf, other)
     compare(sf, other, force=True)
+
+
+def test_an_attribute_that_follows_the_top_one_is_no_rival():
+    """A head turn moves yaw and the face's horizontal position together, as they co-vary over samples."""
+    from dirfind.core.evaluation import Evaluation
+
+    gen = {"family": "dcgan", "fingerprint": "x", "z_dim": 3}
+    bank = DirectionBank(np.eye(3, dtype=np.float32), "z", "test", gen)
+    resp = np.array([[-3.0, 3.3, 0.2], [-3.0, 3.3, 0.2], [0.1, 0.2, -2.5]])
+
+    def named(rho: float) -> list[str]:
+        corr = np.array([[1.0, rho, 0.0], [rho, 1.0, 0.0], [0.0, 0.0, 1.0]])
+        arrays = {
+            "dirs": np.arange(3),
+            "attr_names": np.array(["yaw", "face_x", "warmth"]),
+            "response": resp,
+            "attr_corr": corr,
+            "corr": np.ones((3, 3)),
+            "ad_mean": np.zeros((3, 3)),
+            "ad_max": np.zeros((3, 3)),
+        }
+        ev = Evaluation(arrays=arrays, bank={"fingerprint": bank.fingerprint()}, generator=gen, run={})
+        return label(bank, ev).names
+
+    assert named(0.0) == ["mixed.0", "mixed.1", "-warmth"]
+    together = named(-0.98)
+    assert together[2] == "-warmth" and together[0] in ("+face_x", "-yaw") and together[1] == together[0] + ".2"

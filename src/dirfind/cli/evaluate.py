@@ -63,9 +63,11 @@ def table(ev: Any, top: int = 30) -> str:
 def as_json(ev: Any) -> dict[str, Any]:
     """Every metric of every direction plus the run (the matrices as nested lists)."""
 
-    def clean(x: Any) -> Any:
+    def clean(x: Any) -> Any:  # NaN and inf as null: strict JSON
         a = np.asarray(x)
-        return np.where(np.isfinite(a), a, np.nan).tolist() if a.dtype.kind == "f" else a.tolist()
+        if a.dtype.kind != "f":
+            return a.tolist()
+        return np.where(np.isfinite(a), a, None).tolist()
 
     skip = ("change_map", "change_sq_map", "region")
     return {**ev.meta(), "arrays": {k: clean(v) for k, v in ev.arrays.items() if k not in skip}}

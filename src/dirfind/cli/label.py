@@ -72,6 +72,6 @@ def label_cmd(
             opts["dirs"] = bank.resolve(opts["dirs"])
         gen = open_generator(ckpt or checkpoint_of(bank.generator))
         ev = evaluate(gen, bank, EvaluateOptions(seed=global_seed(), **opts), bank_path=bank_path, force=force)
-    labelled = label(bank, ev, options)
+    labelled = label(bank, ev, options, force=force)
     labelled.save(out, force=force)
     emit(label_text(labelled, out), {"out": str(out), "labels": labelled.info["labels"], **labelled.summary()})

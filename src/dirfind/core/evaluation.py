@@ -143,19 +143,6 @@ class Evaluation:
         if max(self.dirs, default=-1) >= len(bank):
             raise MismatchError(f"the evaluation covers direction {max(self.dirs)}; the bank has {len(bank)}")
 
-    def row(self, k: int) -> dict[str, Any]:
-        """Scalar metrics of the k-th evaluated direction (row k, not bank index k) as a dict."""
-        out: dict[str, Any] = {"dir": self.dirs[k]}
-        for key in ("effect", "monotone", "saturation", "box50", "entropy", "outside_share", "ssim"):
-            out[key] = float(self.arrays[key][k])
-        for key in ("inside_outside", "inside_share"):
-            if key in self.arrays:
-                out[key] = float(self.arrays[key][k])
-        out["monotone"] = bool(out["monotone"])
-        if self.attributes:
-            out["response"] = {a: float(v) for a, v in zip(self.attributes, self.arrays["response"][k], strict=True)}
-        return out
-
 
 def bank_record(bank: DirectionBank, path: str | Path | None = None) -> dict[str, Any]:
     """What an evaluation records about the bank it measured."""

@@ -1,15 +1,16 @@
 """``dirfind label``: name each direction after the attribute its traversal changes most.
 
 From an evaluation's standardised responses r[k, a] (the change of attribute a over the range of
-direction k, in units of a's spread over samples): the top attribute t names the direction with the
+direction k, in units of a's spread over samples): an attribute t names the direction with the
 sign of its change ("+smile", "-age") when |r_t| reaches ``min_effect`` and exceeds every rival by
 ``min_ratio``; otherwise the direction is "mixed". A rival b counts only with the part of its change
 that does not follow t the way it does across the samples: |r_b - rho_tb r_t|, with rho_tb the
 correlation of the two scores over the unedited samples (mouth width follows a smile; yaw follows
-the face's horizontal position). Style banks also get a layer-region hint
-(StyleGAN's coarse 0-3 / middle 4-7 / fine 8+ w+ layers). The result is a new bank whose names are
-the labels (unique: repeats get ``.2``, ``.3`` by strength; mixed directions ``mixed.<index>``)
-with the original names and the evidence in ``info["labels"]``.
+the face's horizontal position). Of the attributes that change enough, t is the one with the
+largest ratio |r_t| / max_b |r_b - rho_tb r_t| (the one that explains the others best). Style banks
+also get a layer-region hint (StyleGAN's coarse 0-3 / middle 4-7 / fine 8+ w+ layers). The result
+is a new bank whose names are the labels (unique: repeats get ``.2``, ``.3`` by strength; mixed
+directions ``mixed.<index>``) with the original names and the evidence in ``info["labels"]``.
 """
 
 from __future__ import annotations
@@ -72,11 +73,19 @@ def _one(names: list[str], r: np.ndarray, rho: np.ndarray, o: LabelOptions) -> d
     """The label of one direction from its responses r (A,) (NaN = attribute did not vary) and the
     attributes' correlations rho (A, A) over the samples."""
     r = np.nan_to_num(r)
-    top = int(np.argmax(np.abs(r)))
-    rivals = np.abs(r - rho[top] * r[top])  # what each attribute does beyond following the top one
-    rivals[top] = 0.0
-    second = int(np.argmax(rivals)) if len(r) > 1 else None
-    ratio = float(abs(r[top]) / rivals[second]) if second is not None and rivals[second] > 0 else None
+
+    def rivalry(t: int) -> tuple[int | None, np.ndarray, float]:
+        rivals = np.abs(r - rho[t] * r[t])  # what each attribute does beyond following t
+        rivals[t] = 0.0
+        second = int(np.argmax(rivals)) if len(r) > 1 else None
+        ratio = abs(r[t]) / rivals[second] if second is not None and rivals[second] > 0 else np.inf
+        return second, rivals, float(ratio)
+
+    # the attribute that explains the others best among those that change enough (else the largest)
+    strong_ones = [t for t in range(len(r)) if abs(r[t]) >= o.min_effect]
+    top = max(strong_ones, key=lambda t: (rivalry(t)[2], abs(r[t]))) if strong_ones else int(np.argmax(np.abs(r)))
+    second, rivals, ratio_ = rivalry(top)
+    ratio = None if not np.isfinite(ratio_) else ratio_
     strong = abs(r[top]) >= o.min_effect
     dominant = ratio is None or ratio >= o.min_ratio
     text = f"{'+' if r[top] > 0 else '-'}{names[top]}" if strong and dominant else "mixed"
@@ -95,7 +104,13 @@ def _one(names: list[str], r: np.ndarray, rho: np.ndarray, o: LabelOptions) -> d
 
 
 def label(
-    bank: DirectionBank, evaluation: Evaluation, opts: LabelOptions | None = None, /, **changes: Any
+    bank: DirectionBank,
+    evaluation: Evaluation,
+    opts: LabelOptions | None = None,
+    /,
+    *,
+    force: bool = False,
+    **changes: Any,
 ) -> DirectionBank:
     """A copy of ``bank`` whose names are labels from ``evaluation``'s attribute responses.
 
@@ -107,6 +122,8 @@ def label(
         ``dirfind evaluate`` results with at least one attribute (a predictor's scores).
     opts : LabelOptions, optional
         ``min_effect`` and ``min_ratio``; keyword ``changes`` override its fields.
+    force : bool
+        Use an evaluation of another bank (different fingerprint).
 
     Returns
     -------
@@ -116,7 +133,7 @@ def label(
         dependency) and the layer hint. Directions the evaluation did not cover keep their names.
     """
     o = replace(opts or LabelOptions(), **changes)
-    evaluation.check_bank(bank)
+    evaluation.check_bank(bank, force=force)
     attrs = evaluation.attributes
     if not attrs:
         raise BadInputError("the evaluation has no attribute scores; evaluate with predictors", param="predictors")
