@@ -83,8 +83,8 @@ def test_mouth_opens_along_the_direction_label_calls_a_smile(dcgan, faces):
     def happy(images: torch.Tensor) -> torch.Tensor:
         return faces(images)["happy"]
 
-    bank = from_predictor(dcgan, 600, happy, fit=FitOptions(ratio=0.1, seed=0))
-    ev = evaluate(dcgan, bank, n=16, steps=5, predictors=("faces",), seed=1)  # other samples than the fit's
+    bank = from_predictor(dcgan, 400, happy, fit=FitOptions(ratio=0.1, seed=0))
+    ev = evaluate(dcgan, bank, n=12, steps=5, predictors=("faces",), seed=1)  # other samples than the fit's
     named = label(bank, ev)
     assert named.names[0] in SMILE_OR_MOUTH, named.info["labels"]
     a = ev.attributes.index("mouth_open")
