@@ -25,7 +25,7 @@ LAYERS = {
     "util": {"top"},
     "generators": {"util", "top"},
     "core": {"generators", "util", "top"},
-    "methods": {"core", "generators", "util", "top"},
+    "methods": {"render", "core", "generators", "util", "top"},
     "render": {"core", "generators", "util", "top"},
     "cli": {"methods", "render", "core", "generators", "util", "top"},
 }
@@ -114,7 +114,22 @@ def test_help_needs_no_torch_and_its_command_list_is_true():
     assert sorted(cli.list_commands(None)) == sorted(COMMANDS)
 
 
-@pytest.mark.parametrize("module", ["sefa", "ganspace", "jacobian", "learn", "interfacegan", "traverse", "sample"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "sefa",
+        "ganspace",
+        "jacobian",
+        "learn",
+        "interfacegan",
+        "traverse",
+        "sample",
+        "evaluate",
+        "label",
+        "compare",
+        "report",
+    ],
+)
 def test_cli_defaults_come_from_the_options_dataclasses(module):
     """Every option a command builds from an options dataclass shows that dataclass's default."""
     import dataclasses
@@ -132,6 +147,10 @@ def test_cli_defaults_come_from_the_options_dataclasses(module):
         "interfacegan": "dirfind.methods.interfacegan.fit:FitOptions",
         "traverse": "dirfind.render.traverse:TraverseOptions",
         "sample": "dirfind.core.samplefile:SampleOptions",
+        "evaluate": "dirfind.methods.interpret.evaluate:EvaluateOptions",
+        "label": "dirfind.methods.interpret.label:LabelOptions",
+        "compare": "dirfind.methods.interpret.compare:CompareOptions",
+        "report": "dirfind.render.report:ReportOptions",
     }
     mod, cls_name = sources[module].split(":")
     cls = getattr(importlib.import_module(mod), cls_name)

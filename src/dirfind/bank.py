@@ -214,6 +214,42 @@ class DirectionBank:
             out.append(int(i) % len(self))
         return out
 
+    def resolve(self, items: Sequence[int | str]) -> list[int]:
+        """Direction indices of ``items``: indices (negative ones count from the end) or names.
+
+        A name matches exactly, else ignoring a leading sign, so ``smile`` finds ``+smile`` (or
+        ``-smile``) as ``dirfind label`` names them; an unknown or ambiguous name is an error.
+        """
+        out = []
+        for item in items:
+            if isinstance(item, (int, np.integer)):
+                out.extend(self.check_indices([int(item)]))
+                continue
+            name = str(item).strip()
+            hits = [i for i, n in enumerate(self.names) if n == name]
+            if not hits:
+                bare = name.lstrip("+-")
+                signed = [i for i, n in enumerate(self.names) if n.lstrip("+-") == bare]
+                hits = [i for i in signed if self.names[i] == "+" + bare] or signed
+            if len(hits) != 1:
+                known = ", ".join(self.names[:12]) + (", ..." if len(self) > 12 else "")
+                what = "no direction is named" if not hits else f"{len(hits)} directions are named"
+                raise BadInputError(f"{what} {name!r} (names: {known})", param="dirs")
+            out.append(hits[0])
+        return out
+
+    def fingerprint(self) -> str:
+        """sha256 of what an edit with this bank does (directions, scales, space, layers, step
+        unit): results computed from a bank (``dirfind evaluate``) record it."""
+        import hashlib
+
+        h = hashlib.sha256()
+        h.update(json.dumps([self.space, self.layers, self.step_unit], sort_keys=True).encode())
+        for arr in (self.directions, self.scales, self.intercepts):
+            if arr is not None:
+                h.update(np.ascontiguousarray(arr, np.float32).tobytes())
+        return h.hexdigest()
+
     def check_generator(self, gen: Any, force: bool = False) -> None:
         """Refuse to use this bank with another generator (different fingerprint) unless ``force``."""
         mine, theirs = self.generator.get("fingerprint"), getattr(gen, "fingerprint", None)

@@ -45,6 +45,8 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 #: Generator families this dirfind version supports (each has an adapter registered under this
 #: name); kept here, free of torch, so that listing the registry stays light.
 SUPPORTED_FAMILIES = ("dcgan", "stylegan2", "biggan", "pggan", "stylegan3")
+#: Families of helper networks (weights a scorer loads, never a generator).
+HELPER_FAMILIES = ("tflite",)
 _CHUNK = 1 << 20
 
 
@@ -435,7 +437,8 @@ def resolve(ref: str | os.PathLike, registry: dict[str, Entry] | None = None, fe
 def list_entries(registry: dict[str, Entry] | None = None) -> list[dict[str, Any]]:
     """Every registry entry as a dict, with whether it is cached and whether its family is supported."""
     reg = load_registry() if registry is None else registry
-    return [{**e.as_dict(), "cached": is_cached(e), "supported": e.family in SUPPORTED_FAMILIES} for e in reg.values()]
+    ok = SUPPORTED_FAMILIES + HELPER_FAMILIES
+    return [{**e.as_dict(), "cached": is_cached(e), "supported": e.family in ok} for e in reg.values()]
 
 
 def _entries(names: Sequence[str], reg: dict[str, Entry]) -> list[Entry]:

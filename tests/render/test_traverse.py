@@ -70,6 +70,6 @@ def test_bad_arguments(dcgan, bank, tmp_path):
     with pytest.raises(BadInputError, match="steps"):
         traverse(dcgan, bank, [0], seeds=[0], steps=0)
     with pytest.raises(BadInputError, match="out "):
-        traverse(dcgan, bank, [0], seeds=[0], out=tmp_path / "x.mp4")
+        traverse(dcgan, bank, [0], seeds=[0], out=tmp_path / "x.avi")
     with pytest.raises(BadInputError, match="layers"):
         traverse(dcgan, bank, [0], seeds=[0], layers=[0])

@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "traverse": (
         "traverse",
         "traverse_cmd",
-        "Render what directions do: a grid (rows = samples x directions, columns = steps), a GIF or frames.",
+        "Render what directions do: a grid (rows = samples x directions, columns = steps), a GIF, a video or frames.",
     ),
     "sample": (
         "sample",
@@ -67,6 +67,26 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "checkpoints",
         "group",
         "List, download and verify checkpoints from the registry (checkpoints.toml).",
+    ),
+    "evaluate": (
+        "evaluate",
+        "evaluate_cmd",
+        "Measure every direction: effect size, locality, content preservation, attribute response, entanglement.",
+    ),
+    "label": (
+        "label",
+        "label_cmd",
+        "Name each direction after the attribute it changes most (+smile, -age, mixed); writes a new bank.",
+    ),
+    "compare": (
+        "compare",
+        "compare_cmd",
+        "Compare banks of one generator and space: principal angles, |cos| matching, unmatched directions.",
+    ),
+    "report": (
+        "report",
+        "report_cmd",
+        "Write the direction atlas: a static HTML page with strips, heat-maps, labels and sortable metrics.",
     ),
     "demo": (
         "demo",

@@ -212,6 +212,30 @@ class IndexSpec(click.ParamType):
         return parse_indices(value, None, self.what)
 
 
+class DirSpec(click.ParamType):
+    """Direction indices and names: ``3``, ``0-4``, ``0,2``, ``smile``, ``+smile,2`` (names are
+    resolved by the bank, :meth:`dirfind.bank.DirectionBank.resolve`)."""
+
+    name = "dirs"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        from ..errors import BadInputError
+        from ..util.specs import parse_indices
+
+        out: list[int | str] = []
+        for part in str(value).split(","):
+            part = part.strip()
+            if not part:
+                raise BadInputError(f"empty item in direction spec {value!r}")
+            try:
+                out.extend(parse_indices(part, None, "direction"))
+            except BadInputError:
+                out.append(part)  # a name
+        return out
+
+
 def expand(spec: list[int] | str | None, n: int, what: str = "layer") -> list[int] | None:
     """An :class:`IndexSpec` value checked against ``0..n-1`` (``all`` = every index)."""
     if spec is None:

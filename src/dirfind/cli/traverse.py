@@ -8,6 +8,7 @@ import click
 
 from ..render.traverse import TraverseOptions
 from ._options import (
+    DirSpec,
     IndexSpec,
     ckpt_option,
     command,
@@ -28,9 +29,9 @@ from ._output import emit, spec
     "--dir",
     "dirs",
     required=True,
-    type=IndexSpec("direction", allow_all=False),
-    metavar="I[,J,...]",
-    help="Direction indices (e.g. 3, 0-4, 0,2).",
+    type=DirSpec(),
+    metavar="I[,J,...]|NAME",
+    help="Direction indices or names (e.g. 3, 0-4, 0,2, smile as `dirfind label` names them).",
 )
 @option_from(TraverseOptions, "steps", "--steps", type=int)
 @option_from(TraverseOptions, "span", "--range", type=float, nargs=2)
@@ -65,11 +66,12 @@ from ._output import emit, spec
     help="Synthesis precision on CUDA (style-based generators; CPU renders in fp32).",
 )
 @option_from(TraverseOptions, "fps", "--fps", type=float)
-@out_option(None, "grid.png | anim.gif | frames/ (default: traverse_d<DIRS>.png).")
+@option_from(TraverseOptions, "annotate", "--annotate")
+@out_option(None, "grid.png | anim.gif | video.mp4 | frames/ (default: traverse_d<DIRS>.png).")
 def traverse_cmd(
     bank_path: str,
     ckpt: str | None,
-    dirs: list[int],
+    dirs: list[int | str],
     seeds: list[int] | None,
     latents: str | None,
     latent_space: str | None,
@@ -79,13 +81,14 @@ def traverse_cmd(
     out: str | None,
     **opts: Any,
 ) -> None:
-    """Render what directions do: a grid (rows = samples x directions, columns = steps), a GIF or frames."""
+    """Render what directions do: a grid (rows = samples x directions, columns = steps), a GIF, a video or frames."""
     from ..bank import DirectionBank, checkpoint_of
     from ..render.traverse import traverse
 
     force = settings().force
     bank = DirectionBank.load(bank_path)
-    out = out or f"traverse_d{spec(bank.check_indices(dirs))}.png"
+    dirs = bank.resolve(dirs)
+    out = out or f"traverse_d{spec(dirs)}.png"
     options = TraverseOptions(**opts)  # checks steps, ranges and fps before anything is loaded
     gen = open_generator(ckpt or checkpoint_of(bank.generator), dtype=dtype)
     layer_list = expand(layers, gen.num_ws)

@@ -28,10 +28,15 @@ from .sampling import Batch, SampleStream, reduce_stream
 
 
 def load_predictor(spec: str) -> Callable[[torch.Tensor], Any]:
-    """Import ``module:function`` or ``path/to/file.py:function`` (the user's own code)."""
+    """Import ``module:function`` or ``path/to/file.py:function`` (the user's own code), or build a
+    built-in predictor named ``faces`` or ``image`` (:mod:`dirfind.core.scorers`)."""
+    from .scorers import BUILTIN
+
+    if spec in BUILTIN:
+        return BUILTIN[spec]()
     if ":" not in spec:
         raise BadInputError(
-            f"predictor must look like module:function or file.py:function, got {spec!r}", param="predictor"
+            f"predictor must be faces, image, module:function or file.py:function, got {spec!r}", param="predictor"
         )
     mod_name, _, func = spec.rpartition(":")
     if not func or not mod_name:

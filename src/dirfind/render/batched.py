@@ -29,7 +29,8 @@ def render(
 ) -> np.ndarray | None:
     """Render latents (any leading shape) of ``space`` in batches under ``inference_mode``; returns
     uint8 NHWC with the same leading shape (on rank 0; None on the other processes of a
-    distributed run). ``pbar``: advance this progress bar instead of a new one."""
+    distributed run). ``pbar``: advance this progress bar instead of a new one; ``desc=None``: no
+    progress bar (the caller has one)."""
     if batch_size < 1:
         raise BadInputError(f"batch_size must be at least 1, got {batch_size}", param="batch_size")
     lead = latents.shape[: latents.ndim - len(gen.latent_shape(space))]
@@ -42,7 +43,8 @@ def render(
 
     chunks = []
     own = pbar is None
-    with bar(total=len(flat), desc=desc, unit="img") if own else nullcontext(pbar) as pbar:
+    new = bar(total=len(flat), desc=desc, unit="img", enabled=False if desc is None else None)
+    with new if own else nullcontext(pbar) as pbar:
         for _, out in map_ordered((len(flat) + batch_size - 1) // batch_size, one, everywhere=False):
             chunks.append(out["img"])
             pbar.update(len(out["img"]))

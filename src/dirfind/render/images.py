@@ -1,10 +1,11 @@
-"""Turning image tensors into files: grids (PNG/JPEG), looping GIFs and numbered frames."""
+"""Turning image tensors into files: grids (PNG/JPEG), looping GIFs, H.264 videos and numbered frames."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -14,6 +15,7 @@ from ..util.fileio import atomic_dir, atomic_path
 from ..util.images import to_pil, to_uint8
 
 GRID_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+VIDEO_SUFFIXES = (".mp4",)
 
 __all__ = ["GRID_SUFFIXES", "grid", "output_kind", "to_uint8", "traversal_sink", "write_traversal"]
 
@@ -33,16 +35,21 @@ def grid(tiles: np.ndarray, pad: int = PAD, fill: int = 255) -> np.ndarray:
 
 
 def output_kind(out: str | Path) -> str:
-    """``grid`` for image files, ``gif`` for .gif, ``frames`` for a folder (trailing / or no suffix)."""
+    """``grid`` for image files, ``gif`` for .gif, ``video`` for .mp4, ``frames`` for a folder
+    (trailing / or no suffix)."""
     s = str(out)
     suffix = Path(s).suffix.lower()
     if suffix == ".gif":
         return "gif"
+    if suffix in VIDEO_SUFFIXES:
+        return "video"
     if suffix in GRID_SUFFIXES:
         return "grid"
     if s.endswith(("/", "\\")) or suffix == "":
         return "frames"
-    raise BadInputError(f"out {out}: use an image file (.png/.jpg), a .gif, or a folder ending in /", param="out")
+    raise BadInputError(
+        f"out {out}: use an image file (.png/.jpg), a .gif, an .mp4, or a folder ending in /", param="out"
+    )
 
 
 #: Largest image (or GIF frame set) a traversal holds in memory to encode; larger requests are
@@ -70,9 +77,9 @@ def check_traversal_size(out: str | Path | None, rows: int, steps: int, tile: tu
     if steps > MAX_STEPS:
         raise BadInputError(f"steps must be at most {MAX_STEPS}, got {steps}", param="steps")
     h, w, c = grid_shape(rows, 1 if kind == "frames" else steps, tile)
-    held = h * w * c * (3 if kind == "gif" else 1)  # a GIF also keeps every frame and its palette copy
+    held = h * w * c * (3 if kind in ("gif", "video") else 1)  # an animation also keeps every frame (and a copy)
     side = MAX_SIDE.get(Path(str(out)).suffix.lower(), 2**31 - 1) if kind in ("grid", "gif") else 2**31 - 1
-    what = "one frame" if kind == "frames" else "the GIF" if kind == "gif" else "the grid"
+    what = {"frames": "one frame", "gif": "the GIF", "video": "the video"}.get(kind, "the grid")
     if held > MAX_IMAGE_BYTES or max(h, w) > side:
         raise BadInputError(
             f"{rows} rows x {steps} steps is too large to render: {what} would be {w}x{h} px "
@@ -120,30 +127,56 @@ class TraversalSink:
 
 @contextlib.contextmanager
 def traversal_sink(
-    out: str | Path | None, rows: int, steps: int, tile: tuple[int, int, int], *, force: bool = False, fps: float = 8.0
+    out: str | Path | None,
+    rows: int,
+    steps: int,
+    tile: tuple[int, int, int],
+    *,
+    force: bool = False,
+    fps: float = 8.0,
+    note: Any = None,
 ) -> Iterator[TraversalSink]:
     """A :class:`TraversalSink` whose result is written atomically to ``out`` when the block ends
-    (a grid, a GIF whose frame s shows every row at step s and plays forth and back, or a folder of
-    numbered PNG frames; ``None``: kept in memory only). ``sink.files`` lists what was written."""
+    (a grid, a GIF or H.264 ``.mp4`` whose frame s shows every row at step s and plays forth and
+    back, or a folder of numbered PNG frames; ``None``: kept in memory only). ``note``: an
+    :class:`~dirfind.render.annotate.Annotation` (step values over the columns, names beside the
+    rows). Plain frames/ stream to disk; the rest is encoded from the grid at the end.
+    ``sink.files`` lists what was written."""
     check_traversal_size(out, rows, steps, tile)
     kind = "images" if out is None else output_kind(out)
     path = None if out is None else Path(str(out).rstrip("/\\"))
-    if kind == "frames":
+    if kind == "frames" and note is None:
         with atomic_dir(path, force=force) as tmp:
             sink = TraversalSink(kind, rows, steps, tile, folder=tmp)
             yield sink
         sink.files = [path / n for n in sink.names]
         return
-    sink = TraversalSink(kind, rows, steps, tile)
+    sink = TraversalSink("images" if kind == "frames" else kind, rows, steps, tile)
     yield sink
-    sink.files = []
+    sink.files = [] if path is None else _encode(sink, path, kind, fps=fps, force=force, note=note)
+
+
+def _encode(sink: TraversalSink, path: Path, kind: str, *, fps: float, force: bool, note: Any) -> list[Path]:
+    """Write a filled sink's grid, animation or annotated frames to ``path``."""
+
+    def image(cols: slice) -> np.ndarray:
+        if note is None:
+            return sink.canvas if cols == slice(None) else sink.frame(cols.start)
+        from .annotate import Annotation, annotated_grid
+
+        return annotated_grid(sink.tiles[:, cols], Annotation(note.columns[cols], note.rows, note.corner))
+
     if kind == "grid":
         with atomic_path(path, force=force) as tmp:
-            to_pil(sink.canvas).save(tmp, format=Image.registered_extensions()[path.suffix.lower()])
-        sink.files = [path]
-    elif kind == "gif":
-        frames = [to_pil(sink.frame(s)) for s in range(steps)]
-        loop = frames + frames[-2:0:-1]  # ping-pong so the animation loops without a jump
+            to_pil(image(slice(None))).save(tmp, format=Image.registered_extensions()[path.suffix.lower()])
+        return [path]
+    frames = [image(slice(s, s + 1)) for s in range(sink.steps)]
+    if kind == "video":
+        from .video import write_video
+
+        return [write_video(frames + frames[-2:0:-1], path, fps=fps, force=force)]
+    if kind == "gif":
+        loop = [to_pil(f) for f in frames + frames[-2:0:-1]]  # ping-pong: the animation loops without a jump
         with atomic_path(path, force=force) as tmp:
             loop[0].save(
                 tmp,
@@ -154,13 +187,19 @@ def traversal_sink(
                 duration=int(round(1000 / fps)),
                 optimize=False,
             )
-        sink.files = [path]
+        return [path]
+    with atomic_dir(path, force=force) as tmp:  # annotated frames/
+        for name, f in zip(sink.names, frames, strict=True):
+            to_pil(f).save(tmp / name, format="PNG")
+    return [path / n for n in sink.names]
 
 
-def write_traversal(tiles: np.ndarray, out: str | Path, force: bool = False, fps: float = 8.0) -> list[Path]:
+def write_traversal(
+    tiles: np.ndarray, out: str | Path, force: bool = False, fps: float = 8.0, note: Any = None
+) -> list[Path]:
     """Write an in-memory (rows, steps, H, W, C) traversal to ``out`` (see :func:`traversal_sink`)."""
     rows, steps = tiles.shape[:2]
-    with traversal_sink(out, rows, steps, tuple(tiles.shape[2:]), force=force, fps=fps) as sink:
+    with traversal_sink(out, rows, steps, tuple(tiles.shape[2:]), force=force, fps=fps, note=note) as sink:
         for s in range(steps):
             sink.put(s, tiles[:, s])
     return sink.files

@@ -28,10 +28,12 @@ from ..generators.settings import RenderSettings
 from ..util.fileio import check_writable
 from ..util.options import check_positive, option
 from ..util.progress import bar
+from .annotate import Annotation, step_labels
 from .batched import render
 from .edit import bank_edit, traversal_latents
 from .images import MAX_STEPS, check_traversal_size, output_kind, traversal_sink
 from .latents import read_latents
+from .video import check_video
 
 #: samples a traversal shows when neither seeds nor latents are given
 DEFAULT_SEEDS = (0, 1, 2, 3)
@@ -57,7 +59,8 @@ class TraverseOptions:
         None, "Also render a local bank's own sample first (default: alone when no seeds/latents are given)."
     )
     batch_size: int = option(32, "Images per generator call.")
-    fps: float = option(8.0, "GIF frames per second (0.01 to 100: GIF stores frame times in 1/100 s).")
+    fps: float = option(8.0, "GIF and video frames per second (0.01 to 100: GIF stores frame times in 1/100 s).")
+    annotate: bool = option(False, "Write the step values over the columns and direction names beside the rows.")
 
     def __post_init__(self) -> None:
         check_positive(self.steps, "steps")
@@ -114,12 +117,12 @@ def traverse(
         The generator the bank was made for (another one only with ``force``).
     bank : DirectionBank
         The directions.
-    dirs : sequence of int
-        Direction indices (negative ones count from the end).
+    dirs : sequence of int or str
+        Direction indices (negative ones count from the end) or names (:meth:`DirectionBank.resolve`).
     opts : TraverseOptions, optional
         ``steps``, ``span`` (default: the bank's range) or ``to_distance`` (hyperplane banks:
         target signed distances), ``layers``, ``origin`` (also render a local bank's own sample),
-        ``batch_size`` and ``fps``; keyword ``changes`` override its fields.
+        ``batch_size``, ``fps`` and ``annotate``; keyword ``changes`` override its fields.
     seeds : sequence of int, optional
         Sample seeds (NVIDIA's ``RandomState(seed)`` convention); default 0-3 unless the bank's
         origin is rendered alone.
@@ -129,7 +132,8 @@ def traverse(
     settings : mapping, optional
         Render settings that override the bank's recorded ones (and the generator's).
     out : str or Path, optional
-        A grid image, a ``.gif`` or a folder ending in ``/`` for numbered frames.
+        A grid image, a ``.gif``, an ``.mp4`` (H.264; the ``video`` extra) or a folder ending in
+        ``/`` for numbered frames.
     force : bool
         Overwrite ``out``; use a bank made for another checkpoint.
 
@@ -143,13 +147,15 @@ def traverse(
         ``out`` (elsewhere ``images`` is None and ``files`` empty).
     """
     o = replace(opts or TraverseOptions(), **changes)
-    dirs = bank.check_indices(list(dirs))
+    dirs = bank.resolve(list(dirs))
     if o.to_distance is not None and bank.intercepts is None:
         raise BadInputError(
             f"the {bank.method} bank has no hyperplane intercepts; to_distance needs a boundary bank (interfacegan)",
             param="to_distance",
         )
     if out is not None:
+        if output_kind(out) == "video":
+            check_video()
         check_writable(str(out).rstrip("/\\"), force, directory=output_kind(out) == "frames")
     if seeds is not None and latents is not None:
         raise BadInputError("give seeds or latents, not both", param=("seeds", "latents"))
@@ -185,9 +191,17 @@ def traverse(
             own = base_latents(gen, own[None], space, lay)[0]
         base = torch.cat([own[None], base])
     rows = len(dirs) * len(base)
+    note = None
+    if o.annotate:
+        names = ["origin"] * bool(origin) + (
+            [f"seed {s}" for s in seeds] if seeds is not None else [f"latent {i}" for i in range(len(base) - origin)]
+        )
+        labels = tuple(f"#{k} {bank.names[k]} | {n}" for k in dirs for n in names)
+        unit = "distance" if o.to_distance is not None else bank.step_unit
+        note = Annotation(step_labels(alphas), labels, unit)
     chunk = max(1, -(-o.batch_size // max(rows, 1)))  # steps per generator call: full batches
     main = world().is_main
-    sink_cm = traversal_sink(out, rows, o.steps, tile, force=force, fps=o.fps) if main else nullcontext(None)
+    sink_cm = traversal_sink(out, rows, o.steps, tile, force=force, fps=o.fps, note=note) if main else nullcontext()
     with sink_cm as sink, bar(total=rows * o.steps, desc="render", unit="img") as pbar:
         for s0 in range(0, o.steps, chunk):
             part = alphas[s0 : s0 + chunk]

@@ -1,0 +1,189 @@
+"""The evaluation reducer: render every direction's traversal for each batch of seeded samples and
+fold what is measured into additive float64 sums (state that saves, loads and merges by addition).
+
+Each sample's contribution is added on its own, in sample order, so the sums do not depend on the
+batch size; shards of one stream merge by adding their states.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ...bank import DirectionBank
+from ...core.edits import base_latents, working_space
+from ...core.predictors import as_score_matrix
+from ...core.sampling import Batch
+from ...errors import BadInputError
+from ...generators.base import Generator
+from ...render.batched import render
+from ...render.edit import bank_edit, traversal_latents
+from .metrics import ssim
+
+Predictor = tuple[str, Callable[[torch.Tensor], Any]]
+
+
+def to_model_input(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 NHWC images as the NCHW [-1, 1] float tensor predictors take."""
+    return torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def score(predictors: Sequence[Predictor], images: torch.Tensor) -> tuple[np.ndarray, list[str]]:
+    """(B, A) float64 scores of every predictor side by side, and their names (made unique)."""
+    cols, names = [], []
+    for label, fn in predictors:
+        with torch.inference_mode():
+            out = fn(images)
+        s, found = as_score_matrix(out, len(images))
+        base = getattr(fn, "__name__", None) or label.rpartition(":")[2] or "score"
+        found = found or ([base] if s.shape[1] == 1 else [f"{base}_{j}" for j in range(s.shape[1])])
+        cols.append(s)
+        names.extend(found)
+    if not cols:
+        return np.zeros((len(images), 0)), []
+    unique, seen = [], {}
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        unique.append(n if seen[n] == 1 else f"{n}.{seen[n]}")
+    return np.concatenate(cols, axis=1), unique
+
+
+class TraversalStats:
+    """Reducer of :class:`~dirfind.core.sampling.SampleStream` batches for ``dirfind evaluate``.
+
+    For every sample: the unedited image x0 and, per direction, the images x(alpha) at each step
+    are rendered (through :func:`dirfind.render.batched.render`, as ``traverse`` renders them) and
+    measured in [0, 1] units: change profiles, the change maps between the range ends (area-pooled
+    to ``map_size``), SSIM of the ends, inside/outside sums of a region, and the scores of the
+    predictors with the sums their slopes, correlations and spreads need.
+    """
+
+    def __init__(
+        self,
+        gen: Generator,
+        bank: DirectionBank,
+        dirs: Sequence[int],
+        alphas: Sequence[float],
+        *,
+        predictors: Sequence[Predictor] = (),
+        attributes: Sequence[str] = (),
+        mask: np.ndarray | None = None,
+        map_size: int = 256,
+        batch_size: int = 64,
+    ):
+        self.gen, self.bank, self.dirs = gen, bank, list(dirs)
+        self.alphas = np.asarray(alphas, np.float64)
+        if len(self.alphas) < 2 or not np.all(np.diff(self.alphas) > 0):
+            raise BadInputError("evaluation needs at least two increasing steps", param="steps")
+        self.predictors, self.attributes = list(predictors), list(attributes)
+        self.batch_size = batch_size
+        self.space, self.layers = bank_edit(gen, bank)
+        self.work = working_space(self.space, self.layers)
+        res = gen.resolution
+        self.map_hw = (min(res, map_size), min(res, map_size))
+        self.mask = None if mask is None else torch.from_numpy(np.asarray(mask, bool)).to(gen.device)
+        if self.mask is not None and tuple(self.mask.shape) != (res, res):
+            raise BadInputError(f"the region mask must be {res}x{res}, got {tuple(self.mask.shape)}", param="mask")
+        self.cdtype = torch.float32  # per image; the sums over samples are float64
+        k, s, a = len(self.dirs), len(self.alphas), len(self.attributes)
+        shapes = {
+            "n": (),
+            "profile": (k, s),
+            "abs_map": (k, *self.map_hw),
+            "sq_map": (k, *self.map_hw),
+            "effect": (k,),
+            "ssim": (k,),
+            "region_sums": (k, 4),  # inside |d|, inside d^2, outside |d|, outside d^2 (sums over pixels)
+            "y0": (a,),
+            "y0_sq": (a,),
+            "y0_cross": (a, a),
+            "y": (k, s, a),
+            "ay": (k, a),
+            "yy_within": (k, a),
+            "abs_dy": (k, a),
+        }
+        self.state = {name: np.zeros(shape, np.float64) for name, shape in shapes.items()}
+
+    # ------------------------------------------------------------------ reducer protocol
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {k: v.copy() for k, v in self.state.items()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        for k, v in self.state.items():
+            if k not in state or np.shape(state[k]) != v.shape:
+                raise BadInputError(f"saved evaluation state lacks {k} or has another shape")
+            self.state[k] = np.array(state[k], np.float64)
+
+    def merge(self, other: TraversalStats) -> TraversalStats:
+        """Add another reducer's samples (another shard of the same stream); returns self."""
+        for k in self.state:
+            self.state[k] = self.state[k] + other.state[k]
+        return self
+
+    def _add(self, name: str, contrib: torch.Tensor | np.ndarray, index: Any = ()) -> None:
+        """Add per-sample contributions (leading axis = samples) one sample at a time, in order."""
+        c = contrib.double().cpu().numpy() if isinstance(contrib, torch.Tensor) else np.asarray(contrib, np.float64)
+        acc = self.state[name]
+        for row in c:
+            acc[index] += row
+
+    # ------------------------------------------------------------------ one batch
+    def _images(self, latents: torch.Tensor) -> np.ndarray:
+        """Working-space latents (any leading shape) rendered to uint8 NHWC, as ``traverse`` does."""
+        return render(self.gen, latents, self.work, batch_size=self.batch_size, desc=None)
+
+    def _as_float(self, u8: np.ndarray) -> torch.Tensor:
+        """uint8 (…, H, W, C) as (…, C, H, W) in [0, 1] on the device."""
+        t = torch.from_numpy(u8).to(self.gen.device)
+        return t.movedim(-1, -3).to(self.cdtype) / 255
+
+    def _scores(self, u8: np.ndarray) -> np.ndarray:
+        flat = u8.reshape(-1, *u8.shape[-3:])
+        s, _ = score(self.predictors, to_model_input(flat, self.gen.device))
+        return s.reshape(*u8.shape[:-3], s.shape[1])
+
+    def update(self, batch: Batch) -> None:
+        gen = self.gen
+        base = base_latents(gen, batch.z, self.space, self.layers)
+        x0_u8 = self._images(base)
+        x0 = self._as_float(x0_u8)  # (B, C, H, W)
+        b = len(x0)
+        self.state["n"] += b
+        if self.attributes:
+            y0 = self._scores(x0_u8)
+            self._add("y0", y0)
+            self._add("y0_sq", y0**2)
+            self._add("y0_cross", y0[:, :, None] * y0[:, None, :])
+        centred = torch.as_tensor(self.alphas - self.alphas.mean())
+        for row, k in enumerate(self.dirs):
+            lat = traversal_latents(gen, self.bank, base, [k], self.alphas.tolist())[0]  # (B, S, ...)
+            u8 = self._images(lat)
+            x = self._as_float(u8)  # (B, S, C, H, W)
+            self._add("profile", (x - x0[:, None]).abs().mean((2, 3, 4)), row)
+            end = x[:, -1] - x[:, 0]  # (B, C, H, W)
+            d_abs, d_sq = end.abs().mean(1), (end**2).mean(1)  # (B, H, W)
+            self._add("effect", d_abs.mean((1, 2)), row)
+            self._add("abs_map", _pool(d_abs, self.map_hw), row)
+            self._add("sq_map", _pool(d_sq, self.map_hw), row)
+            self._add("ssim", ssim(x[:, 0], x[:, -1]), row)
+            if self.mask is not None:
+                m = self.mask
+                sums = torch.stack([d_abs[:, m].sum(1), d_sq[:, m].sum(1), d_abs[:, ~m].sum(1), d_sq[:, ~m].sum(1)], 1)
+                self._add("region_sums", sums, row)
+            if self.attributes:
+                y = torch.from_numpy(self._scores(u8))  # (B, S, A) float64
+                self._add("y", y, row)
+                self._add("ay", torch.einsum("bsa,s->ba", y, centred), row)
+                self._add("yy_within", (y**2).sum(1) - y.sum(1) ** 2 / y.shape[1], row)
+                self._add("abs_dy", (y[:, -1] - y[:, 0]).abs(), row)
+
+
+def _pool(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Area-pool (B, H, W) maps to ``size`` (unchanged when they already have it)."""
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    return F.adaptive_avg_pool2d(maps[:, None], size)[:, 0]
