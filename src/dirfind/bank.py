@@ -172,6 +172,27 @@ class DirectionBank:
             out.append(int(i) % len(self))
         return out
 
+    def index_of(self, key: int | str) -> int:
+        """The index of a direction given by index (``3``, ``-1``, ``"3"``) or by name (exact, else
+        case-insensitive); a one-line error listing the names otherwise. Shared by every command
+        that takes directions by name."""
+        if isinstance(key, str):
+            if key in self.names:
+                return self.names.index(key)
+            folded = [i for i, n in enumerate(self.names) if n.lower() == key.strip().lower()]
+            if len(folded) == 1:
+                return folded[0]
+            try:
+                key = int(key)
+            except ValueError:
+                shown = ", ".join(self.names[:8]) + (", ..." if len(self.names) > 8 else "")
+                raise BadInputError(
+                    f"no direction named {key!r} in this {self.method} bank (names: {shown})", param="dirs"
+                ) from None
+        if isinstance(key, bool) or not isinstance(key, (int, np.integer)):
+            raise BadInputError(f"a direction is an index or a name, got {key!r}", param="dirs")
+        return self.check_indices([int(key)])[0]
+
     def check_generator(self, gen: Any, force: bool = False) -> None:
         """Refuse to use this bank with another generator (different fingerprint) unless ``force``."""
         mine, theirs = self.generator.get("fingerprint"), getattr(gen, "fingerprint", None)

@@ -40,6 +40,8 @@ _REQUIRED = ("family", "license", "description")
 #: Generator families this dirfind version supports (each has an adapter registered under this
 #: name); kept here, free of torch, so that listing the registry stays light.
 SUPPORTED_FAMILIES = ("dcgan", "stylegan2", "biggan", "pggan", "stylegan3")
+#: Registry families that are not generators: helper networks (perceptual losses) read by the library.
+HELPER_FAMILIES = ("perceptual",)
 _CHUNK = 1 << 20
 
 
@@ -374,7 +376,10 @@ def resolve(ref: str | os.PathLike, registry: dict[str, Entry] | None = None, fe
 def list_entries(registry: dict[str, Entry] | None = None) -> list[dict[str, Any]]:
     """Every registry entry as a dict, with whether it is cached and whether its family is supported."""
     reg = load_registry() if registry is None else registry
-    return [{**e.as_dict(), "cached": is_cached(e), "supported": e.family in SUPPORTED_FAMILIES} for e in reg.values()]
+    return [
+        {**e.as_dict(), "cached": is_cached(e), "supported": e.family in SUPPORTED_FAMILIES + HELPER_FAMILIES}
+        for e in reg.values()
+    ]
 
 
 def _entries(names: Sequence[str], reg: dict[str, Entry]) -> list[Entry]:

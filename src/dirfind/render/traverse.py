@@ -28,7 +28,7 @@ from ..util.options import check_positive, option
 from .batched import render
 from .edit import bank_edit, traversal_latents
 from .images import output_kind, write_traversal
-from .latents import read_latents
+from .latents import read_latent_set
 
 #: samples a traversal shows when neither seeds nor latents are given
 DEFAULT_SEEDS = (0, 1, 2, 3)
@@ -115,8 +115,9 @@ def traverse(
         Sample seeds (NVIDIA's ``RandomState(seed)`` convention); default 0-3 unless the bank's
         origin is rendered alone.
     latents : tensor or path, optional
-        Start latents instead: a tensor in the working space, or a ``.npy`` file of
-        ``latent_space`` latents (default: z for 2-D arrays, w+ for 3-D).
+        Start latents instead: a tensor in the working space, or a latents file (``.npy``, ``.pt``,
+        a sample or projection file; see :func:`dirfind.core.latentfile.read_latent_file`); a raw
+        array's space is ``latent_space`` (default: w+ for 3-D arrays, z for 2-D unless only w fits).
     settings : mapping, optional
         Render settings that override the bank's recorded ones (and the generator's).
     out : str or Path, optional
@@ -152,8 +153,10 @@ def traverse(
         seeds = DEFAULT_SEEDS
     lo, hi = o.to_distance if o.to_distance is not None else o.span if o.span is not None else bank.default_range
     alphas = np.linspace(lo, hi, o.steps).tolist() if o.steps > 1 else [float(hi)]
+    noise = None
     if isinstance(latents, (str, Path)):
-        latents = read_latents(gen, bank, latents, latent_space, layers)
+        lset, latents = read_latent_set(gen, bank, latents, latent_space, layers)
+        noise = lset.noise_tensors()  # a projection's optimised noise maps, one per image
     if latents is not None:
         base = latents.to(gen.device, gen.dtype)
     elif seeds is not None:
@@ -170,8 +173,12 @@ def traverse(
         if own_space != work:
             own = base_latents(gen, own[None], space, lay)[0]
         base = torch.cat([own[None], base])
+        if noise is not None:  # the bank's own sample renders with the stored maps
+            noise = [torch.cat([m[None, None], n]) for m, n in zip(gen.noise_maps(), noise, strict=True)]
     edited = traversal_latents(gen, bank, base, dirs, alphas, layers, to_distance=o.to_distance is not None)
-    imgs = render(gen, edited, work, batch_size=o.batch_size)
+    if noise is not None:
+        noise = [n[None, :, None] for n in noise]  # (1, N, 1, 1, H, W) against (dirs, N, steps)
+    imgs = render(gen, edited, work, batch_size=o.batch_size, noise=noise)
     tiles = imgs.reshape(-1, *imgs.shape[2:])
     files = write_traversal(tiles, out, force=force, fps=o.fps) if out is not None else []
     return {
