@@ -89,7 +89,7 @@ def test_dcgan_prior_keeps_z_typical_and_problems_are_independent(dcgan):
 
 
 def test_bad_options_are_one_line_errors():
-    with pytest.raises(BadInputError, match="unknown loss 'ssim'"):
+    with pytest.raises(BadInputError, match="unknown term 'ssim'"):
         ProjectOptions(loss=(("ssim", 1.0),))
     with pytest.raises(BadInputError, match="restarts must be at least 1"):
         ProjectOptions(restarts=0)

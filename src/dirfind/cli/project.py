@@ -46,6 +46,7 @@ class LossSpec(click.ParamType):
 @option_from(ProjectOptions, "noise_regularize", "--noise-regularize", type=float)
 @option_from(ProjectOptions, "optimize_noise", "--optimize-noise/--no-optimize-noise")
 @option_from(ProjectOptions, "prior", "--prior", type=float)
+@option_from(ProjectOptions, "candidates", "--candidates", type=int)
 @option_from(ProjectOptions, "checkpoint_steps", "--checkpoint-steps", type=int)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from <out>.progress/ (same options).")
 @click.option("--preview", default=None, metavar="GRID.png", help="Also write targets beside their reconstructions.")

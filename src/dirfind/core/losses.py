@@ -34,7 +34,7 @@ def parse_terms(terms: Sequence[tuple[str, float]]) -> tuple[tuple[str, float], 
     out = []
     for name, w in terms:
         if name not in LOSSES:
-            raise BadInputError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}", param="loss")
+            raise BadInputError(f"unknown term {name!r} in loss; choose from {', '.join(LOSSES)}", param="loss")
         w = float(w)
         if not w >= 0 or w == float("inf"):
             raise BadInputError(f"loss weight of {name} must be a finite number >= 0, got {w}", param="loss")
