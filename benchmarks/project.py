@@ -140,9 +140,9 @@ def main(argv: list[str] | None = None) -> dict:
             "final_loss_dirfind_mean": float(np.mean(out["loss"])),
         }
         rows.append(row)
+        fl = f"{row['final_loss_nvidia_mean']:.4g} vs {row['final_loss_dirfind_mean']:.4g}"
         print(f"  {name:6s}: NVIDIA loop {base:8.2f} s, dirfind batch {batch} {ours:8.2f} s per image per 100 steps "
-              f"(x{base / ours:.2f}); final loss {row['final_loss_nvidia_mean']:.4g} vs {row['final_loss_dirfind_mean']:.4g}",
-              flush=True)  # fmt: skip
+              f"(x{base / ours:.2f}); final loss {fl}", flush=True)  # fmt: skip
     info["loadavg_after"] = os.getloadavg()
     result = {**info, "rows": rows}
     if a.json:
