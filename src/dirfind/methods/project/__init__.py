@@ -8,6 +8,7 @@ problem as a resumable job, keeps each image's best restart and writes the proje
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -38,7 +39,7 @@ def identity(gen: Generator, o: ProjectOptions, targets: Targets) -> dict[str, A
         "render": gen.settings.identity(),
         "options": o.identity(),
         "images": targets.hashes,
-        "masks": None if targets.masks is None else float(np.asarray(targets.masks, np.float64).sum()),
+        "masks": None if targets.masks is None else hashlib.sha256(np.ascontiguousarray(targets.masks)).hexdigest(),
     }
 
 
