@@ -82,7 +82,7 @@ def nvidia_loop(gen, target: torch.Tensor, loss: ReconstructionLoss, index: int,
             for b in bufs:
                 b -= b.mean()
                 b *= b.square().mean().rsqrt()
-    return float(dist)
+    return float(dist.detach())
 
 
 def main(argv: list[str] | None = None) -> dict:
