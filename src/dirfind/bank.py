@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -218,10 +219,13 @@ class DirectionBank:
         """Direction indices of ``items``: indices (negative ones count from the end) or names.
 
         A name matches exactly, else ignoring a leading sign, so ``smile`` finds ``+smile`` (or
-        ``-smile``) as ``dirfind label`` names them; an unknown or ambiguous name is an error.
+        ``-smile``) as ``dirfind label`` names them, else ignoring case; a string that names no
+        direction but is an integer (``"3"``) is an index. An unknown or ambiguous name is an error.
         """
         out = []
         for item in items:
+            if isinstance(item, bool) or not isinstance(item, (int, np.integer, str)):
+                raise BadInputError(f"a direction is an index or a name, got {item!r}", param="dirs")
             if isinstance(item, (int, np.integer)):
                 out.extend(self.check_indices([int(item)]))
                 continue
@@ -231,6 +235,11 @@ class DirectionBank:
                 bare = name.lstrip("+-")
                 signed = [i for i, n in enumerate(self.names) if n.lstrip("+-") == bare]
                 hits = [i for i in signed if self.names[i] == "+" + bare] or signed
+            if not hits:
+                hits = [i for i, n in enumerate(self.names) if n.lower() == name.lower()]
+            if not hits and re.fullmatch(r"[+-]?\d+", name):
+                out.extend(self.check_indices([int(name)]))
+                continue
             if len(hits) != 1:
                 known = ", ".join(self.names[:12]) + (", ..." if len(self) > 12 else "")
                 what = "no direction is named" if not hits else f"{len(hits)} directions are named"
@@ -249,6 +258,10 @@ class DirectionBank:
             if arr is not None:
                 h.update(np.ascontiguousarray(arr, np.float32).tobytes())
         return h.hexdigest()
+
+    def index_of(self, key: int | str) -> int:
+        """The index of one direction given by index or name (see :meth:`resolve`)."""
+        return self.resolve([key])[0]
 
     def check_generator(self, gen: Any, force: bool = False) -> None:
         """Refuse to use this bank with another generator (different fingerprint) unless ``force``."""

@@ -45,8 +45,8 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 #: Generator families this dirfind version supports (each has an adapter registered under this
 #: name); kept here, free of torch, so that listing the registry stays light.
 SUPPORTED_FAMILIES = ("dcgan", "stylegan2", "biggan", "pggan", "stylegan3")
-#: Families of helper networks (weights a scorer loads, never a generator).
-HELPER_FAMILIES = ("tflite",)
+#: Families of helper networks (weights a scorer or a perceptual loss loads, never a generator).
+HELPER_FAMILIES = ("tflite", "perceptual")
 _CHUNK = 1 << 20
 
 

@@ -420,7 +420,8 @@ def test_a_failure_on_one_rank_ends_every_rank_with_its_line_and_code(runs):
     assert [r["code"] for r in last] == [4, 4]
     for r in last:
         lines = [ln for ln in r["err"].splitlines() if ln.strip()]
-        assert lines == ["dirfind: error: the scorer failed on purpose"], r["err"]
+        assert len(lines) == 1 and lines[0].startswith("dirfind: error: --predictor "), r["err"]
+        assert lines[0].endswith("failed on samples 60..79: BadInputError: the scorer failed on purpose"), r["err"]
     assert not (runs["base"] / "two" / "scored" / "scored.npz.progress").exists(), "a failed new run leaves nothing"
 
 

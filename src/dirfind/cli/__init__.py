@@ -62,6 +62,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Hessian Penalty: learn K orthonormal directions with a diagonal generator Hessian (Peebles et al.).",
     ),
     "orojar": ("learn", "orojar_cmd", "OroJaR: learn K directions whose image changes are orthogonal (Wei et al.)."),
+    "project": (
+        "project",
+        "project_cmd",
+        "Project images into a generator's latent space (optimisation, as NVIDIA's projector.py).",
+    ),
+    "edit": (
+        "edit",
+        "edit_cmd",
+        "Apply bank directions to given latents (e.g. projected photos) and render them before and after.",
+    ),
     "info": ("info", "info_cmd", "Summarise a direction bank or a checkpoint (family, dims, fingerprint, directions)."),
     "checkpoints": (
         "checkpoints",

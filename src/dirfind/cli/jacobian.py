@@ -45,6 +45,12 @@ def _region(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
     metavar="SPEC",
     help="Sample seed(s); several need --average.",
 )
+@click.option(
+    "--latents", default=None, metavar="FILE", help="Directions at these latents instead (e.g. a dirfind project file)."
+)
+@click.option(
+    "--latent-space", type=click.Choice(["z", "w", "w+"]), default=None, help="Space of a raw .npy/.pt --latents array."
+)
 @option_from(JacobianOptions, "average", "--average")
 @option_from(JacobianOptions, "space", "--space")
 @option_from(JacobianOptions, "layers", "--layers", type=IndexSpec("layer"))
@@ -66,6 +72,8 @@ def _region(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
 def jacobian_cmd(
     ckpt: str,
     seeds: list[int],
+    latents: str | None,
+    latent_space: str | None,
     layers: Any,
     region: Any,
     mask: str | None,
@@ -87,7 +95,14 @@ def jacobian_cmd(
     gen = open_generator(ckpt, render)
     area = region_mask(region, gen.resolution) if region is not None else read_mask(mask) if mask else None
     options = replace(options, layers=expand(layers, gen.num_ws), mask=area)
-    bank = jacobian_directions(gen, gen.z_from_seeds(seeds), options, seeds=seeds)
+    if latents is not None:
+        from ..core.latentfile import read_latent_file
+
+        ls = read_latent_file(latents, gen, latent_space)
+        bank = jacobian_directions(gen, ls.tensor(), options, latent_space=ls.space, noise=ls.noise_tensors())
+        bank.params["latents"] = str(latents)
+    else:
+        bank = jacobian_directions(gen, gen.z_from_seeds(seeds), options, seeds=seeds)
     if is_main():
         bank.save(out, force=force)
     emit(bank_text(bank, out), {"out": str(out), **bank.summary()})

@@ -47,14 +47,15 @@ from ._output import emit, spec
 @click.option(
     "--latents",
     default=None,
-    metavar="FILE.npy",
-    help="Start latents instead of seeds (z, or w/w+ for style banks; see --latent-space).",
+    metavar="FILE",
+    help="Start latents instead of seeds: a dirfind project or sample file, or a .npy/.pt array "
+    "(z, or w/w+ for style banks; e4e/ReStyle/PTI files; see --latent-space).",
 )
 @click.option(
     "--latent-space",
     type=click.Choice(["z", "w", "w+"]),
     default=None,
-    help="Space of --latents (default: z for 2-D arrays, w+ for 3-D).",
+    help="Space of a raw --latents array (default: w+ for 3-D arrays, z for 2-D unless only w fits).",
 )
 @option_from(TraverseOptions, "layers", "--layers", type=IndexSpec("layer"))
 @render_options

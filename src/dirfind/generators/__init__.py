@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ..errors import BadInputError, IntegrityError, UnsupportedError
-from ..registry import SUPPORTED_FAMILIES, Entry, resolve
+from ..registry import HELPER_FAMILIES, SUPPORTED_FAMILIES, Entry, resolve
 from ..util.device import resolve_device
 from ..util.fileio import sha256_path
 from .base import SPACES, VARIANTS, Generator, LatentReader
@@ -51,6 +51,8 @@ def register(cls: type[Generator]) -> type[Generator]:
 
 def _unsupported(family: str) -> UnsupportedError:
     have = ", ".join(FAMILIES) or "none"
+    if family in HELPER_FAMILIES:
+        return UnsupportedError(f"{family!r} registry entries are helper networks (losses), not generators")
     return UnsupportedError(f"generator family {family!r} is not supported yet (supported: {have})")
 
 

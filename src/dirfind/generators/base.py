@@ -192,6 +192,29 @@ class Generator(torch.nn.Module, metaclass=abc.ABCMeta):
         other._settings = new
         return other
 
+    #: per-sample noise maps replacing the stored ones (see :meth:`with_noise`); None = the settings' noise
+    given_noise: tuple[torch.Tensor, ...] | None = None
+
+    def noise_maps(self) -> list[torch.Tensor]:
+        """The stored per-pixel noise maps (H, W) the synthesis adds with ``noise_mode="const"``, in
+        synthesis order; empty for families without noise inputs."""
+        return []
+
+    def with_noise(self, maps: Sequence[torch.Tensor] | None) -> Generator:
+        """A copy (sharing the weights) whose synthesis adds the given per-sample noise maps, one
+        (N, 1, H, W) tensor per entry of :meth:`noise_maps` (N = the batch), instead of the stored
+        ones; None restores them. Projection optimises these maps as NVIDIA's ``projector.py`` does."""
+        if maps is not None:
+            shapes = [tuple(m.shape) for m in self.noise_maps()]
+            if len(maps) != len(shapes) or any(tuple(m.shape[-2:]) != s for m, s in zip(maps, shapes, strict=False)):
+                raise BadInputError(
+                    f"noise maps of shapes {[tuple(m.shape) for m in maps]} do not fit this {self.family} "
+                    f"generator's {len(shapes)} noise inputs {shapes}"
+                )
+        other = copy.copy(self)
+        other.given_noise = None if maps is None else tuple(maps)
+        return other
+
     def set_precision(self, dtype: torch.dtype = torch.float32, channels_last: bool = False) -> Generator:
         """Compute dtype (and channels-last layout) of the synthesis network, a CUDA speed-up;
         latents stay float32. Families that do not override this render in float32 only."""

@@ -197,7 +197,11 @@ class StyleGAN2Generator(StyleLatents, Generator):
 
     def _run(self, latent: torch.Tensor, space: str) -> Iterator[tuple[str, Any]]:
         ws = self.per_layer_latents(latent, space).to(self.compute_dtype)
-        return self.net.run(ws, self.settings.noise_mode, self._fused(len(ws)), self.memory_format)
+        return self.net.run(ws, self.settings.noise_mode, self._fused(len(ws)), self.memory_format, self.given_noise)
+
+    def noise_maps(self) -> list[torch.Tensor]:
+        """The stored const noise maps (H, W), in synthesis order (what ``noise_mode="const"`` adds)."""
+        return [b.float() for b in self.net.noise_buffers()]
 
     # ------------------------------------------------------------------ what methods read
     def latent_readers(self, layers: Sequence[int] | None = None) -> list[LatentReader]:

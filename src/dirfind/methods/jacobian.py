@@ -30,6 +30,7 @@ import torch
 from ..bank import DirectionBank, generator_identity
 from ..core.edits import base_latents, check_layers, edit_dim
 from ..core.jvp import OutputTransform, jacobian, require_deterministic
+from ..core.latentfile import to_working
 from ..core.parallel import map_ordered
 from ..errors import BadInputError, NotFoundError
 from ..generators.base import Generator
@@ -233,9 +234,11 @@ def jacobian_directions(
     /,
     *,
     seeds: Sequence[int] | None = None,
+    latent_space: str = "z",
+    noise: Sequence[torch.Tensor] | None = None,
     **changes: Any,
 ) -> DirectionBank:
-    """Jacobian directions at the samples ``z`` (N, z_dim) as a bank.
+    """Jacobian directions at the samples ``z`` (N, z_dim) as a bank (or at latents of another space).
 
     Parameters
     ----------
@@ -250,6 +253,11 @@ def jacobian_directions(
         keyword ``changes`` override its fields.
     seeds : sequence of int, optional
         The seeds ``z`` came from, recorded in the bank.
+    latent_space : str
+        The space of ``z``: ``z`` (prior samples) or ``w``/``w+`` latents such as projected images'
+        (brought into the edit's working space; a z edit needs z latents).
+    noise : sequence of torch.Tensor, optional
+        Per-sample noise maps (one (N, 1, H, W) tensor per noise input) of projected latents.
 
     Returns
     -------
@@ -276,12 +284,16 @@ def jacobian_directions(
         raise BadInputError("the region covers none or all of the image; nothing to separate")
     transform = OutputTransform(size=size, channels=channels)
     dim = edit_dim(gen, space, layers)
-    base = base_latents(gen, z, space, layers)
+    if latent_space == "z":
+        base = base_latents(gen, z, space, layers)
+    else:
+        base = to_working(gen, z.to(gen.device), latent_space, space, layers).to(gen.device)
     keys = ("all",) if fmask is None else ("fore", "back")
     grams = {key: np.zeros((dim, dim)) for key in keys}
 
     def sample_grams(i: int) -> dict[str, np.ndarray]:
-        j = jacobian(gen, base[i], space, layers, transform, chunk=o.chunk).to(torch.float64)
+        g = gen if noise is None else gen.with_noise([m[i : i + 1].to(gen.device) for m in noise])
+        j = jacobian(g, base[i], space, layers, transform, chunk=o.chunk).to(torch.float64)
         if fmask is None:
             return {"all": (j.t() @ j).cpu().numpy() / j.shape[0]}
         rows = torch.from_numpy(np.tile(fmask.reshape(-1), j.shape[0] // fmask.size))

@@ -28,6 +28,7 @@ from ..bank import DirectionBank, generator_identity
 from ..core import dist
 from ..core.jobs import Job, resumable
 from ..core.jvp import require_deterministic
+from ..core.optim import adam_arrays, restore_adam
 from ..core.reducers import saved_arrays
 from ..errors import BadInputError
 from ..generators.base import Generator
@@ -201,24 +202,11 @@ def _pad(q: torch.Tensor, sl: tuple[int, int], dim: int) -> torch.Tensor:
 
 
 def _adam_arrays(opt: torch.optim.Optimizer, a: torch.Tensor) -> dict[str, np.ndarray]:
-    st = opt.state.get(a, {})
-    if not st:
-        return {}
-    return {
-        "adam_step": np.asarray(float(st["step"])),
-        "adam_exp_avg": st["exp_avg"].detach().cpu().numpy(),
-        "adam_exp_avg_sq": st["exp_avg_sq"].detach().cpu().numpy(),
-    }
+    return adam_arrays(opt, [a])
 
 
 def _restore_adam(opt: torch.optim.Optimizer, a: torch.Tensor, arrays: dict[str, np.ndarray]) -> None:
-    if "adam_step" not in arrays:
-        return
-    opt.state[a] = {
-        "step": torch.tensor(float(arrays["adam_step"])),
-        "exp_avg": torch.from_numpy(arrays["adam_exp_avg"].copy()).to(a.device, a.dtype),
-        "exp_avg_sq": torch.from_numpy(arrays["adam_exp_avg_sq"].copy()).to(a.device, a.dtype),
-    }
+    restore_adam(opt, [a], arrays)
 
 
 def identity(gen: Generator, cfg: LearnOptions) -> dict[str, Any]:

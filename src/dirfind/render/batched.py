@@ -26,20 +26,25 @@ def render(
     batch_size: int = 32,
     desc: str | None = "render",
     pbar: Any = None,
+    noise: list[torch.Tensor] | None = None,
 ) -> np.ndarray | None:
     """Render latents (any leading shape) of ``space`` in batches under ``inference_mode``; returns
     uint8 NHWC with the same leading shape (on rank 0; None on the other processes of a
     distributed run). ``pbar``: advance this progress bar instead of a new one; ``desc=None``: no
-    progress bar (the caller has one)."""
+    progress bar (the caller has one). ``noise``: per-sample noise maps (one tensor per noise
+    input, leading shape as the latents', then (1, H, W)) replacing the stored ones (projections)."""
     if batch_size < 1:
         raise BadInputError(f"batch_size must be at least 1, got {batch_size}", param="batch_size")
     lead = latents.shape[: latents.ndim - len(gen.latent_shape(space))]
     flat = latents.reshape(-1, *gen.latent_shape(space))
+    maps = None if noise is None else [n.expand(*lead, *n.shape[-3:]).reshape(-1, *n.shape[-3:]) for n in noise]
 
     def one(b: int) -> dict[str, np.ndarray]:
+        i = b * batch_size
         with torch.inference_mode():
-            x = flat[b * batch_size : (b + 1) * batch_size].to(gen.device, gen.dtype)
-            return {"img": to_uint8(gen.synthesis(x, space))}
+            x = flat[i : i + batch_size].to(gen.device, gen.dtype)
+            g = gen if maps is None else gen.with_noise([m[i : i + batch_size].to(gen.device) for m in maps])
+            return {"img": to_uint8(g.synthesis(x, space))}
 
     chunks = []
     own = pbar is None

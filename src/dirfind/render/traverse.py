@@ -32,7 +32,7 @@ from .annotate import Annotation, step_labels
 from .batched import render
 from .edit import bank_edit, traversal_latents
 from .images import MAX_STEPS, check_traversal_size, output_kind, traversal_sink
-from .latents import read_latents
+from .latents import read_latent_set
 from .video import check_video
 
 #: samples a traversal shows when neither seeds nor latents are given
@@ -127,8 +127,9 @@ def traverse(
         Sample seeds (NVIDIA's ``RandomState(seed)`` convention); default 0-3 unless the bank's
         origin is rendered alone.
     latents : tensor or path, optional
-        Start latents instead: a tensor in the working space, or a ``.npy`` file of
-        ``latent_space`` latents (default: z for 2-D arrays, w+ for 3-D).
+        Start latents instead: a tensor in the working space, or a latents file (``.npy``, ``.pt``,
+        a sample or projection file; see :func:`dirfind.core.latentfile.read_latent_file`); a raw
+        array's space is ``latent_space`` (default: w+ for 3-D arrays, z for 2-D unless only w fits).
     settings : mapping, optional
         Render settings that override the bank's recorded ones (and the generator's).
     out : str or Path, optional
@@ -172,8 +173,10 @@ def traverse(
     tile = (gen.resolution, gen.resolution, gen.channels)
     if seeds is not None:  # before drawing them: a traversal too large to render is refused at once
         check_traversal_size(out, len(dirs) * (len(seeds) + bool(origin)), o.steps, tile)
+    noise = None
     if isinstance(latents, (str, Path)):
-        latents = read_latents(gen, bank, latents, latent_space, layers)
+        lset, latents = read_latent_set(gen, bank, latents, latent_space, layers)
+        noise = lset.noise_tensors()  # a projection's optimised noise maps, one per image
     if latents is not None:
         base = latents.to(gen.device, gen.dtype)
     elif seeds is not None:
@@ -190,6 +193,10 @@ def traverse(
         if own_space != work:
             own = base_latents(gen, own[None], space, lay)[0]
         base = torch.cat([own[None], base])
+        if noise is not None:  # the bank's own sample renders with the stored maps
+            noise = [torch.cat([m[None, None], n]) for m, n in zip(gen.noise_maps(), noise, strict=True)]
+    if noise is not None:
+        noise = [n[None, :, None] for n in noise]  # (1, N, 1, 1, H, W) against (dirs, N, steps)
     rows = len(dirs) * len(base)
     note = None
     if o.annotate:
@@ -206,7 +213,7 @@ def traverse(
         for s0 in range(0, o.steps, chunk):
             part = alphas[s0 : s0 + chunk]
             edited = traversal_latents(gen, bank, base, dirs, part, layers, to_distance=o.to_distance is not None)
-            imgs = render(gen, edited, work, batch_size=o.batch_size, pbar=pbar)  # (dirs, N, steps, H, W, C)
+            imgs = render(gen, edited, work, batch_size=o.batch_size, pbar=pbar, noise=noise)  # (dirs, N, steps, ...)
             if imgs is None:  # a distributed run's process other than rank 0
                 continue
             imgs = imgs.reshape(rows, len(part), *tile)

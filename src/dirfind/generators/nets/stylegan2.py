@@ -109,7 +109,13 @@ def _wide(t: torch.Tensor) -> torch.Tensor:
     return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
-def _noise(const: torch.Tensor | None, strength: torch.Tensor, x: torch.Tensor, mode: str) -> torch.Tensor | None:
+def _noise(
+    const: torch.Tensor | None, strength: torch.Tensor, x: torch.Tensor, mode: str, given: torch.Tensor | None = None
+) -> torch.Tensor | None:
+    """Per-pixel noise times its strength: ``given`` per-sample maps (N, 1, H, W) when passed (projection
+    optimises them), else the stored const map, fresh random maps, or none."""
+    if given is not None:
+        return given.to(x.dtype) * strength.to(x.dtype)
     if mode == "none" or const is None:
         return None
     if mode == "random":
@@ -135,8 +141,8 @@ class _SynthesisLayer(nn.Module):
             self.register_buffer("noise_const", torch.empty(res, res))
         self.up, self.conv_clamp, self.use_noise = up, cfg.conv_clamp, cfg.use_noise
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str, fused: bool, gain: float = 1.0):
-        noise = _noise(self.noise_const, self.noise_strength, x, noise_mode) if self.use_noise else None
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str, fused: bool, gain: float = 1.0, given=None):
+        noise = _noise(self.noise_const, self.noise_strength, x, noise_mode, given) if self.use_noise else None
         x = modulated_conv2d(
             x, self.weight, self.affine(w), up=self.up, padding=1, resample_filter=self.resample_filter,
             noise=noise, fused=fused,
@@ -240,28 +246,41 @@ class NvidiaNet(nn.Module):
             idx += b.num_conv
         return out
 
-    def run(self, ws: torch.Tensor, noise_mode: str, fused: bool, memory_format=None) -> Iterator[tuple[str, Any]]:
+    def noise_buffers(self) -> list[torch.Tensor]:
+        """The stored const noise maps (H, W) in synthesis order (empty without noise inputs)."""
+        if not self.cfg.use_noise:
+            return []
+        return [c.noise_const for b in self.blocks for c in ([b.conv1] if b.cin == 0 else [b.conv0, b.conv1])]
+
+    def run(
+        self, ws: torch.Tensor, noise_mode: str, fused: bool, memory_format=None, noises=None
+    ) -> Iterator[tuple[str, Any]]:
         x = img = None
         idx = 0
+        given = iter(noises) if noises is not None else None
+
+        def nxt():
+            return next(given) if given is not None else None
+
         for b in self.blocks:
             name = f"synthesis.b{b.res}"
             if b.cin == 0:
                 x = b.const.to(ws.dtype)[None].expand(ws.shape[0], -1, -1, -1)
                 if memory_format is not None:
                     x = x.contiguous(memory_format=memory_format)
-                x = b.conv1(x, ws[:, idx], noise_mode, fused)
+                x = b.conv1(x, ws[:, idx], noise_mode, fused, given=nxt())
                 yield f"{name}.conv1", x
             elif b.arch == "resnet":
                 y = b.skip(x, gain=math.sqrt(0.5))
-                x = b.conv0(x, ws[:, idx], noise_mode, fused)
+                x = b.conv0(x, ws[:, idx], noise_mode, fused, given=nxt())
                 yield f"{name}.conv0", x
-                x = b.conv1(x, ws[:, idx + 1], noise_mode, fused, gain=math.sqrt(0.5))
+                x = b.conv1(x, ws[:, idx + 1], noise_mode, fused, gain=math.sqrt(0.5), given=nxt())
                 x = y + x
                 yield f"{name}.conv1", x
             else:
-                x = b.conv0(x, ws[:, idx], noise_mode, fused)
+                x = b.conv0(x, ws[:, idx], noise_mode, fused, given=nxt())
                 yield f"{name}.conv0", x
-                x = b.conv1(x, ws[:, idx + 1], noise_mode, fused)
+                x = b.conv1(x, ws[:, idx + 1], noise_mode, fused, given=nxt())
                 yield f"{name}.conv1", x
             if img is not None:
                 img = upsample2d(img, b.resample_filter.to(img.dtype))
@@ -304,8 +323,8 @@ class _RosStyledConv(nn.Module):
         self.activate.bias = nn.Parameter(torch.zeros(cout))
         self.conv_clamp = cfg.conv_clamp
 
-    def forward(self, x, w, noise_buf, noise_mode: str, fused: bool) -> torch.Tensor:
-        noise = _noise(noise_buf, self.noise.weight, x, noise_mode)
+    def forward(self, x, w, noise_buf, noise_mode: str, fused: bool, given=None) -> torch.Tensor:
+        noise = _noise(noise_buf, self.noise.weight, x, noise_mode, given)
         x = self.conv(x, w, noise, fused)
         return bias_act(x, self.activate.bias, "lrelu", gain=SQRT2, clamp=self.conv_clamp)
 
@@ -376,16 +395,23 @@ class RosinalityNet(nn.Module):
                 out.append(StyleLayer(f"to_rgbs.{j // 2}", 2 + j, res, "torgb", self.to_rgbs[j // 2].conv.modulation))
         return out
 
-    def run(self, ws: torch.Tensor, noise_mode: str, fused: bool, memory_format=None) -> Iterator[tuple[str, Any]]:
-        noises = [getattr(self.noises, f"noise_{i}") for i in range(len(self.noise_sizes))]
+    def noise_buffers(self) -> list[torch.Tensor]:
+        """The stored const noise maps (H, W) in synthesis order."""
+        return [getattr(self.noises, f"noise_{i}")[0, 0] for i in range(len(self.noise_sizes))]
+
+    def run(
+        self, ws: torch.Tensor, noise_mode: str, fused: bool, memory_format=None, noises=None
+    ) -> Iterator[tuple[str, Any]]:
+        stored = [getattr(self.noises, f"noise_{i}") for i in range(len(self.noise_sizes))]
+        given = list(noises) if noises is not None else [None] * len(stored)
         x = self.input.input.to(ws.dtype).expand(ws.shape[0], -1, -1, -1)
         if memory_format is not None:
             x = x.contiguous(memory_format=memory_format)
-        x = self.conv1(x, ws[:, 0], noises[0], noise_mode, fused)
+        x = self.conv1(x, ws[:, 0], stored[0], noise_mode, fused, given[0])
         yield "conv1", x
         img = self.to_rgb1(x, ws[:, 1], None, fused)
         for j, conv in enumerate(self.convs):
-            x = conv(x, ws[:, 1 + j], noises[1 + j], noise_mode, fused)
+            x = conv(x, ws[:, 1 + j], stored[1 + j], noise_mode, fused, given[1 + j])
             yield f"convs.{j}", x
             if j % 2 == 1:
                 img = self.to_rgbs[j // 2](x, ws[:, 2 + j], img, fused)

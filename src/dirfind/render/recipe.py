@@ -1,0 +1,222 @@
+"""Edit recipes: several directions (from one or more banks), each with its own amount and layers,
+applied to given latents in turn and rendered before and after.
+
+A recipe is a small JSON file (``format: dirfind.edit-recipe``) that ``dirfind edit`` writes with
+``save_recipe`` and re-applies with ``recipe``; bank paths in it are kept as given and, when relative,
+also looked up next to the recipe file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..bank import DirectionBank
+from ..core.edits import edit_layers, offsets, working_space
+from ..core.latentfile import LatentSet, read_latent_file, to_working
+from ..errors import BadInputError, NotFoundError
+from ..generators.base import Generator
+from ..util.fileio import atomic_path
+from .edit import bank_edit, signed_distance
+
+FORMAT = "dirfind.edit-recipe"
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One direction of a recipe: ``bank`` (position in the recipe's banks), ``direction`` (index or
+    name), ``amount`` (steps in the bank's unit, or a target signed distance with ``to_distance``) and
+    optional w+ ``layers`` (w banks and per-layer z)."""
+
+    direction: int | str
+    amount: float
+    bank: int = 0
+    layers: tuple[int, ...] | None = None
+    to_distance: bool = False
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Banks (paths) and the edits applied in order."""
+
+    banks: tuple[str, ...]
+    edits: tuple[Edit, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if not self.banks:
+            raise BadInputError("an edit needs a bank", param="bank")
+        if not self.edits:
+            raise BadInputError("an edit needs at least one direction", param="dirs")
+        for e in self.edits:
+            if not 0 <= e.bank < len(self.banks):
+                raise BadInputError(f"edit of bank {e.bank}, but there are {len(self.banks)} bank(s)", param="dirs")
+
+    def to_json(self) -> dict[str, Any]:
+        edits = [{**asdict(e), "layers": None if e.layers is None else list(e.layers)} for e in self.edits]
+        return {"format": FORMAT, "format_version": 1, "banks": list(self.banks), "edits": edits}
+
+    def save(self, path: str | Path, force: bool = False) -> Path:
+        with atomic_path(path, force=force, suffix=".json") as tmp:
+            tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recipe:
+        path = Path(path)
+        if not path.exists():
+            raise NotFoundError(f"recipe not found: {path}", param="recipe")
+        try:
+            d = json.loads(path.read_text())
+            if d.get("format") != FORMAT:
+                raise ValueError(f"format {d.get('format')!r}")
+            banks = []
+            for b in d["banks"]:
+                p = Path(b)
+                banks.append(str(p if p.is_absolute() or p.exists() else path.parent / p))
+            edits = tuple(
+                Edit(
+                    e["direction"],
+                    float(e["amount"]),
+                    int(e.get("bank", 0)),
+                    None if e.get("layers") is None else tuple(int(i) for i in e["layers"]),
+                    bool(e.get("to_distance")),
+                )
+                for e in d["edits"]
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise BadInputError(f"{path}: not a dirfind edit recipe ({e})", param="recipe") from None
+        return cls(tuple(banks), edits)
+
+
+def _space(gen: Generator, banks: Sequence[DirectionBank], recipe: Recipe) -> str:
+    """The working space all the recipe's edits share: z only if every edit moves the whole z."""
+    spaces = set()
+    for e in recipe.edits:
+        space, lay = bank_edit(gen, banks[e.bank], e.layers)
+        spaces.add(working_space(space, lay))
+    return "z" if spaces == {"z"} else "w+"
+
+
+def apply_recipe(
+    gen: Generator, banks: Sequence[DirectionBank], recipe: Recipe, latents: LatentSet
+) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """(unedited, edited, working space): the latents before and after every edit of ``recipe``, in
+    turn (a distance target is measured after the edits before it)."""
+    work = _space(gen, banks, recipe)
+    if work == "z" and latents.space != "z":
+        raise BadInputError(f"z edits need z latents; the file holds {latents.space} latents", param="latents")
+    base = to_working(gen, latents.tensor(), latents.space, "z" if work == "z" else "w", None)
+    x = base.double().clone()
+    for e in recipe.edits:
+        bank = banks[e.bank]
+        k = bank.index_of(e.direction)
+        space, lay = bank_edit(gen, bank, e.layers)
+        sel = edit_layers(gen, space, lay)
+        d = torch.from_numpy(bank.directions[k] * bank.scales[k])
+        if work == "w+" and space == "z" and not sel:
+            raise BadInputError(
+                f"{bank.method} bank edits all of z; it cannot be combined with w/w+ edits", param="dirs"
+            )
+        if e.to_distance:
+            cur = signed_distance(gen, bank, k, x.float(), e.layers)
+            a = (e.amount - cur) / float(bank.scales[k])
+            unit = offsets(d, [1.0], space, sel, gen.num_ws)[0]
+            x = x + a.reshape(-1, *([1] * unit.ndim)) * unit
+        else:
+            x = x + offsets(d, [e.amount], space, sel, gen.num_ws)[0]
+    return base, x.float(), work
+
+
+def edit_latents(
+    gen: Generator,
+    banks: Sequence[DirectionBank],
+    recipe: Recipe,
+    latents: LatentSet | str | Path,
+    *,
+    latent_space: str | None = None,
+    out: str | Path | None = None,
+    grid: str | Path | None = None,
+    batch_size: int = 32,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Apply ``recipe`` to ``latents`` and render the results (with a projection's noise maps).
+
+    Parameters
+    ----------
+    gen : Generator
+        The generator the banks were made for (another one only with ``force``).
+    banks : sequence of DirectionBank
+        The recipe's banks, in its order.
+    recipe : Recipe
+        The edits, applied in turn.
+    latents : LatentSet or path
+        The latents (any file :func:`dirfind.core.latentfile.read_latent_file` reads).
+    out : str or Path, optional
+        A folder: one PNG per latent (``0000.png`` ... or the projected image's name) and the edited
+        working-space latents as ``latents.npy``.
+    grid : str or Path, optional
+        A before/after grid: rows = latents; columns = target (projections), unedited, edited.
+
+    Returns
+    -------
+    dict
+        ``images`` (N, H, W, C) uint8 edited, ``before``, ``space``, ``count``, ``files``, ``grid``, ``columns``.
+    """
+    import numpy as np
+
+    from ..util.fileio import atomic_dir, check_writable
+    from .batched import render
+    from .images import write_traversal
+    from .traverse import bank_settings
+
+    for path in (out, grid):
+        if path is not None:
+            check_writable(str(path).rstrip("/\\"), force)
+    for b in banks:
+        b.check_generator(gen, force=force)
+    gen = gen.with_settings(**bank_settings(gen, banks[0]))
+    ls = latents if isinstance(latents, LatentSet) else read_latent_file(latents, gen, latent_space)
+    before, after, work = apply_recipe(gen, banks, recipe, ls)
+    noise = ls.noise_tensors()
+    imgs = render(
+        gen,
+        torch.stack([before, after]),
+        work,
+        batch_size=batch_size,
+        noise=None if noise is None else [n[None] for n in noise],
+    )
+    names = [Path(n).stem for n in ls.names] if ls.names and len(set(Path(n).stem for n in ls.names)) == len(ls) else []
+    files = []
+    if out is not None:
+        folder = Path(str(out).rstrip("/\\"))
+        with atomic_dir(folder, force=force) as tmp:
+            from ..util.images import write_png
+
+            for i, img in enumerate(imgs[1]):
+                name = f"{names[i] if names else f'{i:04d}'}.png"
+                write_png(tmp / name, img)
+                files.append(str(folder / name))
+            np.save(tmp / "latents.npy", after.cpu().numpy().astype(np.float32))
+    columns = ["unedited", "edited"]
+    tiles = np.stack([imgs[0], imgs[1]], 1)
+    targets = ls.arrays.get("targets")  # a projection's fitted target images
+    if targets is not None and targets.shape[1:] == imgs.shape[2:]:
+        tiles = np.concatenate([targets[:, None], tiles], 1)
+        columns = ["target", *columns]
+    if grid is not None:
+        write_traversal(tiles, grid, force=force)
+    return {
+        "images": imgs[1],
+        "before": imgs[0],
+        "space": work,
+        "count": len(ls),
+        "files": files,
+        "grid": None if grid is None else str(grid),
+        "columns": columns,
+        "latents_file": None if out is None else str(Path(str(out).rstrip("/\\")) / "latents.npy"),
+    }
