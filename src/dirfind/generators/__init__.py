@@ -13,9 +13,8 @@ from typing import Any
 import torch
 
 from ..errors import BadInputError, IntegrityError, UnsupportedError
-from ..registry import SUPPORTED_FAMILIES, Entry, resolve
+from ..registry import SUPPORTED_FAMILIES, Entry, fingerprint, resolve
 from ..util.device import resolve_device
-from ..util.fileio import sha256_path
 from .base import SPACES, VARIANTS, Generator, LatentReader
 from .loading.checkpoint import Checkpoint, checkpoint_root, read_checkpoint
 from .settings import RenderSettings
@@ -93,8 +92,8 @@ def load_generator(
     if res.entry is not None or not res.path.exists():
         res = resolve(ckpt, registry)  # now download
     path = checkpoint_root(res.path)  # a member file of a folder checkpoint means the folder
-    fingerprint = sha256_path(path)
-    if res.entry is not None and res.entry.sha256 and fingerprint != res.entry.sha256.lower():
+    digest = fingerprint(path)
+    if res.entry is not None and res.entry.sha256 and digest != res.entry.sha256.lower():
         raise IntegrityError(
             f"cached checkpoint {res.path} does not match the registry sha256; fetch {res.entry.name} again "
             "with force=True",
@@ -112,7 +111,7 @@ def load_generator(
     else:
         cls = FAMILIES[family]
     gen = cls.from_checkpoint(ck, entry=res.entry)
-    gen.fingerprint = fingerprint
+    gen.fingerprint = digest
     gen.checkpoint = str(ckpt)
     gen.checkpoint_path = str(path.resolve())
     gen.eval().requires_grad_(False)
