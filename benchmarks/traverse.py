@@ -46,9 +46,19 @@ FFHQ_KWARGS = {
 }
 
 
-def random_generator(resolution: int, device: torch.device, seed: int = 0) -> StyleGAN2Generator:
-    """The FFHQ architecture at ``resolution`` with seeded random weights, on ``device``."""
-    cfg = config_from_nvidia_kwargs({**FFHQ_KWARGS, "img_resolution": resolution})
+def random_generator(
+    resolution: int,
+    device: torch.device,
+    seed: int = 0,
+    channel_base: int = 32768,
+    channel_max: int = 512,
+    w_dim: int = 512,
+) -> StyleGAN2Generator:
+    """The FFHQ architecture at ``resolution`` with seeded random weights, on ``device`` (smaller
+    ``channel_base``/``channel_max``/``w_dim`` give a tiny model of the same structure)."""
+    synth = {**FFHQ_KWARGS["synthesis_kwargs"], "channel_base": channel_base, "channel_max": channel_max}
+    kw = {**FFHQ_KWARGS, "z_dim": w_dim, "w_dim": w_dim, "synthesis_kwargs": synth, "img_resolution": resolution}
+    cfg = config_from_nvidia_kwargs(kw)
     gen = torch.Generator().manual_seed(seed)
     net = build(cfg)
     with torch.no_grad():

@@ -13,9 +13,8 @@ from typing import Any
 import torch
 
 from ..errors import BadInputError, IntegrityError, UnsupportedError
-from ..registry import HELPER_FAMILIES, SUPPORTED_FAMILIES, Entry, resolve
+from ..registry import HELPER_FAMILIES, SUPPORTED_FAMILIES, Entry, fingerprint, resolve
 from ..util.device import resolve_device
-from ..util.fileio import sha256_path
 from .base import SPACES, VARIANTS, Generator, LatentReader
 from .loading.checkpoint import Checkpoint, checkpoint_root, read_checkpoint
 from .settings import RenderSettings
@@ -95,8 +94,8 @@ def load_generator(
     if res.entry is not None or not res.path.exists():
         res = resolve(ckpt, registry)  # now download
     path = checkpoint_root(res.path)  # a member file of a folder checkpoint means the folder
-    fingerprint = sha256_path(path, remember=True)  # the fetch just verified it: read once
-    if res.entry is not None and res.entry.sha256 and fingerprint != res.entry.sha256.lower():
+    digest = fingerprint(path)
+    if res.entry is not None and res.entry.sha256 and digest != res.entry.sha256.lower():
         raise IntegrityError(
             f"cached checkpoint {res.path} does not match the registry sha256; fetch {res.entry.name} again "
             "with force=True",
@@ -119,7 +118,7 @@ def load_generator(
         gen = cls.from_checkpoint(ck, entry=res.entry)
     except BadInputError as e:  # sizes checked while building name the file too
         raise (e if res.path.name in str(e) else e.with_prefix(f"{res.path.name}: ")) from None
-    gen.fingerprint = fingerprint
+    gen.fingerprint = digest
     gen.checkpoint = str(ckpt)
     gen.checkpoint_path = str(path.resolve())
     gen.eval().requires_grad_(False)

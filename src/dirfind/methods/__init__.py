@@ -1,22 +1,34 @@
 """Direction-discovery methods: each module maps a generator and one options dataclass to a bank.
 
 ``sefa`` (closed form), ``ganspace`` (PCA), ``jacobian`` (LowRankGAN / ReSeFa), ``learn``
-(Hessian Penalty / OroJaR) and the ``interfacegan`` package (supervised boundaries).
+(Hessian Penalty / OroJaR) and the ``interfacegan`` package (supervised boundaries). Names are
+imported on first use, so ``from dirfind.methods import sefa`` does not load the others.
 """
 
-from .ganspace import GanspaceOptions, ganspace
-from .jacobian import JacobianOptions, jacobian_directions
-from .learn import HessianOptions, OrojarOptions, learn
-from .sefa import SefaOptions, sefa
+from __future__ import annotations
 
-__all__ = [
-    "GanspaceOptions",
-    "HessianOptions",
-    "JacobianOptions",
-    "OrojarOptions",
-    "SefaOptions",
-    "ganspace",
-    "jacobian_directions",
-    "learn",
-    "sefa",
-]
+from typing import Any
+
+_LAZY = {
+    "GanspaceOptions": "ganspace",
+    "ganspace": "ganspace",
+    "HessianOptions": "learn",
+    "OrojarOptions": "learn",
+    "learn": "learn",
+    "JacobianOptions": "jacobian",
+    "jacobian_directions": "jacobian",
+    "SefaOptions": "sefa",
+    "sefa": "sefa",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -22,7 +22,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 
 from ..bank import DirectionBank, generator_identity
 from ..errors import BadInputError
@@ -58,7 +57,7 @@ def factorize(a: np.ndarray, normalize: bool = True) -> tuple[np.ndarray, np.nda
     if normalize:
         norms = np.linalg.norm(a, axis=1, keepdims=True)
         a = a / np.where(norms > 0, norms, 1.0)
-    vals, vecs = scipy.linalg.eigh(a.T @ a)
+    vals, vecs = np.linalg.eigh(a.T @ a)  # LAPACK syevd, as scipy's; numpy is already loaded
     order = np.argsort(-vals, kind="stable")
     vals, vecs = np.clip(vals[order], 0.0, None), vecs[:, order].T
     pivot = np.abs(vecs).argmax(axis=1)

@@ -205,18 +205,26 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22, remember: bool = 
     return h.hexdigest()
 
 
+def content_files(path: str | os.PathLike) -> list[Path]:
+    """The files whose content a checkpoint's fingerprint covers: the file itself, or a folder's
+    files sorted by name (hidden files and download bookkeeping, ``*.lock``/``*.part``, excluded)."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    skip = (".lock", ".part")  # download bookkeeping (registry locks, partial downloads), not content
+    return sorted(
+        p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".") and not p.name.endswith(skip)
+    )
+
+
 def sha256_path(path: str | os.PathLike, remember: bool = False) -> str:
-    """sha256 of a file, or of a folder's files (relative name + content, sorted) for folder checkpoints;
-    hidden files and download bookkeeping (``*.lock``, ``*.part``) do not count (``remember``: see
-    :func:`sha256_file`)."""
+    """sha256 of a file, or of a folder's :func:`content_files` (relative name + content) for
+    folder checkpoints (``remember``: see :func:`sha256_file`)."""
     path = Path(path)
     if path.is_file():
         return sha256_file(path, remember=remember)
     h = hashlib.sha256()
-    skip = (".lock", ".part")  # download bookkeeping (registry locks, partial downloads), not content
-    for f in sorted(
-        p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".") and not p.name.endswith(skip)
-    ):
+    for f in content_files(path):
         h.update(str(f.relative_to(path)).encode() + b"\0" + bytes.fromhex(sha256_file(f, remember=remember)))
     return h.hexdigest()
 
