@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import os
 import re
 import subprocess
 import sys
@@ -164,3 +165,19 @@ def test_cli_defaults_come_from_the_options_dataclasses(module):
                 assert p.default == default, (cmd.name, p.name, p.default, default)
                 checked += 1
     assert checked >= 1
+
+
+def test_methods_import_lazily_and_submodules_do_not_shadow_functions():
+    """``dirfind.methods`` loads a method's module on first use (SeFa must not pay for scipy), and
+    importing ``dirfind.methods.sefa`` first still leaves ``dirfind.methods.sefa`` the function."""
+    code = (
+        "import sys, types, dirfind.methods.sefa\n"
+        "from dirfind.methods import sefa, ganspace\n"
+        "import dirfind.methods.learn\n"
+        "from dirfind.methods import learn\n"
+        "assert isinstance(sefa, types.FunctionType) and isinstance(learn, types.FunctionType), (sefa, learn)\n"
+        "assert sefa.__module__ == 'dirfind.methods.sefa'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    lean = "import sys, dirfind.methods.sefa; assert 'dirfind.methods.ganspace' not in sys.modules"
+    subprocess.run([sys.executable, "-c", lean], check=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})

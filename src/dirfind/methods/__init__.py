@@ -7,6 +7,8 @@ imported on first use, so ``from dirfind.methods import sefa`` does not load the
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import Any
 
 _LAZY = {
@@ -32,3 +34,16 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _Package(types.ModuleType):
+    """Keeps ``sefa``, ``ganspace`` and ``learn`` the functions, as eager imports would: importing a
+    submodule of the same name binds the module here, which would shadow the function."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _LAZY.get(name) == name:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
