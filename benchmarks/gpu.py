@@ -160,7 +160,7 @@ def main() -> None:
                         pk = "peak unknown" if peak is None else f"{100 * frac:.1f}% of {peak:g} TFLOP/s"
                         mode = f"{'cl' if channels_last else 'nc'} {'compiled' if compiled else 'eager':8s}"
                         print(
-                            f"{res:5d}px {dt} {mode} batch {b:3d}: {rate:9.2f} img/s  {flops / 1e9:8.2f} GFLOP/img  "
+                            f"{res:5d}px {dt} {mode} batch {b:3d}: {rate:9.2f} img/s  {flops / 1e9:9.4g} GFLOP/img  "
                             + pk
                         )
                         if res == 1024 and dt == "bf16" and b == 64 and frac is not None:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tqdm.auto import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 logger = logging.getLogger("dirfind")
 _state = {"bars": True, "muted": False}
@@ -56,7 +57,10 @@ def bars_enabled() -> bool:
 def bar(
     iterable: Any = None, *, total: float | None = None, desc: str | None = None, enabled: bool | None = None, **kw: Any
 ) -> tqdm:
-    """A tqdm bar on stderr; disabled when quiet (``enabled=None`` follows :func:`configure`)."""
+    """A tqdm bar on stderr; disabled when quiet (``enabled=None`` follows :func:`configure`).
+    tqdm (its notebook-aware ``tqdm.auto``) is imported on the first bar: short commands skip it."""
+    from tqdm.auto import tqdm
+
     on = (_state["bars"] if enabled is None else enabled) and not _state["muted"]
     return tqdm(
         iterable, total=total, desc=desc, disable=not on, file=sys.stderr, leave=False, dynamic_ncols=True, **kw
