@@ -109,9 +109,13 @@ class _Module:
 def node_meta(node, src: str = "", **extra) -> dict:
     """The persistence ``meta`` of a :class:`NetNode` tree (children pickled as persistent modules
     too), with ``module_src`` = ``src`` and ``extra`` state entries: for :func:`persistent_pickle`."""
+
+    def read(d: dict) -> dict:  # lazily read tensors (LazyTensor) as the tensors they stand for
+        return {k: v.read() if hasattr(v, "read") else v for k, v in d.items()}
+
     state = {
-        "_parameters": dict(node.params),
-        "_buffers": dict(node.buffers),
+        "_parameters": read(node.params),
+        "_buffers": read(node.buffers),
         "_modules": {k: _Module(v, src) for k, v in node.children.items()},
         "_init_args": node.init_args,
         "_init_kwargs": node.init_kwargs,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 from pathlib import Path
@@ -11,7 +12,7 @@ import torch
 
 from dirfind import errors
 from dirfind.generators.loading.checkpoint import read_checkpoint
-from dirfind.generators.loading.nvidia_pickle import NetNode, generator_from_pickle, read_nvidia_pickle
+from dirfind.generators.loading.nvidia_pickle import LazyTensor, NetNode, generator_from_pickle, read_nvidia_pickle
 from helpers import FIX, one_line_error, persistent_pickle
 
 HERE = FIX / "stylegan2"
@@ -122,3 +123,45 @@ def test_truncated_and_foreign_pickles(tmp_path, cli):
     plain.write_bytes(pickle.dumps({"a": [1, 2, 3]}, protocol=4))
     line = one_line_error(cli("sefa", "--ckpt", str(plain)), errors.EXIT_BAD_INPUT)
     assert "not an NVIDIA network snapshot" in line
+
+
+class _EagerUnpickler(pickle.Unpickler):
+    """Test-only eager reader of the trusted fixture (torch's own rebuild functions, every storage
+    parsed at once, each persistent module as its state dict): the reference for lazy reading."""
+
+    def find_class(self, module, name):
+        if (module, name) == ("torch_utils.persistence", "_reconstruct_persistent_obj"):
+            return lambda meta: meta["state"]
+        if (module, name) == ("torch.storage", "_load_from_bytes"):
+            return lambda b: torch.load(io.BytesIO(b), weights_only=True)
+        if module.startswith("dnnlib"):
+            return dict
+        return super().find_class(module, name)
+
+
+def _flat(state: dict, prefix: str = "") -> dict:
+    skip = set(state.get("_non_persistent_buffers_set") or ())
+    out = {prefix + k: v for k, v in (state.get("_parameters") or {}).items() if v is not None}
+    out.update({prefix + k: v for k, v in (state.get("_buffers") or {}).items() if v is not None and k not in skip})
+    for k, v in (state.get("_modules") or {}).items():
+        if v is not None:
+            out.update(_flat(v, f"{prefix}{k}."))
+    return out
+
+
+@pytest.mark.parametrize("name", ["stylegan2/stylegan2_ada_tiny32.pkl", "stylegan3/stylegan3_t_tiny32.pkl"])
+def test_lazy_storages_read_what_an_eager_load_reads(name):
+    """Storages are parsed when a network's tensors are first used: the generator's tensors equal
+    an eager load's, bit for bit, and the snapshot's other networks are never parsed."""
+    with open(FIX / name, "rb") as f:
+        eager = _EagerUnpickler(f).load()
+    obj = read_nvidia_pickle(FIX / name)
+    others = [k for k, v in obj.items() if isinstance(v, NetNode) and v is not obj["G_ema"]]  # (G may be G_ema)
+    lazy = [v for k in ["G_ema", *others] for _, n in obj[k].named_nodes() for v in n.params.values()]
+    assert others and lazy and all(isinstance(v, LazyTensor) for v in lazy)
+    want, got = _flat(eager["G_ema"]), obj["G_ema"].state_dict()
+    assert list(got) == list(want)
+    for k, v in want.items():
+        assert got[k].dtype == v.dtype and got[k].shape == v.shape and torch.equal(got[k], v), k
+    for k in others:  # never read
+        assert all(isinstance(v, LazyTensor) for _, n in obj[k].named_nodes() for v in n.params.values()), k

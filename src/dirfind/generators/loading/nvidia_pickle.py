@@ -16,7 +16,10 @@ Allowlist (everything else is refused):
 * ``dnnlib.EasyDict`` / ``dnnlib.util.EasyDict`` -> plain ``dict``; ``collections.OrderedDict``
 * ``torch._utils._rebuild_tensor_v2`` / ``_rebuild_tensor`` / ``_rebuild_parameter``
   -> plain tensors (parameters are returned as ordinary tensors, ``requires_grad=False``)
-* ``torch.storage._load_from_bytes`` -> ``torch.load(..., weights_only=True)`` of the embedded blob
+* ``torch.storage._load_from_bytes`` -> the embedded blob, read with ``torch.load(...,
+  weights_only=True)`` when a tensor on it is first used: tensors are :class:`LazyTensor` (shape
+  known, data parsed on demand), so the networks of a snapshot that are not used (``G``, ``D``,
+  ``augment_pipe`` next to ``G_ema``) cost no parsing
 * numpy ``dtype``, ``ndarray``, ``multiarray.scalar`` and ``multiarray._reconstruct`` (only for
   ``ndarray``), under both ``numpy.core`` and ``numpy._core`` spellings
 * ``builtins.set`` / ``frozenset`` (older pickle protocols spell sets that way)
@@ -32,9 +35,10 @@ persistent module is a :class:`NetNode`, every EasyDict a ``dict``). A :class:`N
 * ``init_args`` (tuple), ``init_kwargs`` (dict) -- the constructor arguments NVIDIA stored
   (``_init_args`` / ``_init_kwargs``; nested EasyDicts are dicts). Only top-level modules built
   through the persistence decorator record them faithfully; they are present on every node.
-* ``params`` -- ordered ``{name: Tensor}`` of the module's own parameters (None entries dropped)
-* ``buffers`` -- ordered ``{name: Tensor}`` of its own buffers (``persistent_buffers()`` omits
-  those listed in ``_non_persistent_buffers_set``)
+* ``params`` -- ordered ``{name: Tensor | LazyTensor}`` of the module's own parameters (None
+  entries dropped; ``state_dict()`` reads lazy ones)
+* ``buffers`` -- ordered ``{name: Tensor | LazyTensor}`` of its own buffers (``persistent_buffers()``
+  omits those listed in ``_non_persistent_buffers_set``)
 * ``children`` -- ordered ``{name: NetNode}`` (submodules; None entries dropped)
 * ``attrs`` -- the remaining plain attributes of the module's ``__dict__`` (``num_ws``,
   ``w_dim``, ``in_channels``, numpy scalars/arrays in StyleGAN3, ...) minus torch's hook dicts
@@ -101,14 +105,15 @@ class NetNode:
     non_persistent: frozenset[str] = frozenset()
 
     def persistent_buffers(self) -> dict[str, torch.Tensor]:
-        return {k: v for k, v in self.buffers.items() if k not in self.non_persistent}
+        return {k: _read(self.buffers, k) for k in self.buffers if k not in self.non_persistent}
 
     def state_dict(self, prefix: str = "") -> dict[str, torch.Tensor]:
-        """``{dotted_key: tensor}`` exactly as the original module's ``state_dict()``."""
+        """``{dotted_key: tensor}`` exactly as the original module's ``state_dict()`` (lazy
+        tensors are read from their storages now)."""
         out: dict[str, torch.Tensor] = {}
         for name, node in self.named_nodes(prefix.rstrip(".")):
             p = f"{name}." if name else ""
-            out.update({p + k: v for k, v in node.params.items()})
+            out.update({p + k: _read(node.params, k) for k in node.params})
             out.update({p + k: v for k, v in node.persistent_buffers().items()})
         return out
 
@@ -137,6 +142,46 @@ class NetNode:
         )
 
 
+class _Blob:
+    """One storage's ``torch.save`` bytes, parsed on first use and then kept (views share it)."""
+
+    __slots__ = ("data", "parsed")
+
+    def __init__(self, data: bytes):
+        self.data, self.parsed = data, None
+
+    def storage(self) -> Any:
+        if self.parsed is None:
+            self.parsed, self.data = _parse_storage(self.data), b""
+        return self.parsed
+
+
+@dataclass(frozen=True)
+class LazyTensor:
+    """A tensor of an NVIDIA pickle whose storage is not parsed yet: ``shape`` is known (configs
+    are read off shapes), :meth:`read` builds the tensor."""
+
+    blob: _Blob
+    offset: int
+    size: tuple[int, ...]
+    stride: tuple[int, ...]
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size(self.size)
+
+    def read(self) -> torch.Tensor:
+        return _storage_tensor(self.blob.storage(), self.offset, self.size, self.stride)
+
+
+def _read(tensors: dict[str, Any], key: str) -> torch.Tensor:
+    """``tensors[key]`` as a tensor, reading (and keeping) a lazy one."""
+    v = tensors[key]
+    if isinstance(v, LazyTensor):
+        v = tensors[key] = v.read()
+    return v
+
+
 def _reconstruct(meta: Any) -> NetNode:
     """Stand-in for ``persistence._reconstruct_persistent_obj``: data only, ``module_src`` unused."""
     if not isinstance(meta, dict) or meta.get("type") != "class" or not isinstance(meta.get("class_name"), str):
@@ -153,7 +198,7 @@ def _reconstruct(meta: Any) -> NetNode:
         for k, v in d.items():
             if v is None:
                 continue
-            if not isinstance(v, torch.Tensor):
+            if not isinstance(v, (torch.Tensor, LazyTensor)):
                 raise BadInputError(f"persistent object {meta['class_name']}: {name}[{k!r}] is not a tensor")
             out[str(k)] = v
         return out
@@ -179,10 +224,15 @@ def _reconstruct(meta: Any) -> NetNode:
     )
 
 
-def _load_storage(blob: Any) -> Any:
-    """``torch.storage._load_from_bytes`` with ``weights_only=True`` (the blob is a torch.save)."""
+def _load_storage(blob: Any) -> _Blob:
+    """``torch.storage._load_from_bytes``, deferred: the blob is parsed when a tensor needs it."""
     if not isinstance(blob, (bytes, bytearray)):
         raise BadInputError("storage entry in NVIDIA pickle is not a byte string")
+    return _Blob(bytes(blob))
+
+
+def _parse_storage(blob: bytes) -> Any:
+    """The storage a blob holds: ``torch.load(weights_only=True)`` (the blob is a torch.save)."""
     try:
         return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
     except Exception as e:  # a storage blob outside torch's own safe subset
@@ -206,16 +256,29 @@ def _storage_tensor(storage: Any, offset: int, size: Any, stride: Any) -> torch.
     return t
 
 
+def _tensor(storage: Any, offset: Any, size: Any, stride: Any) -> torch.Tensor | LazyTensor:
+    if not isinstance(storage, _Blob):
+        return _storage_tensor(storage, offset, size, stride)
+    try:
+        dims = tuple(int(x) for x in size), tuple(int(x) for x in stride)
+        ok = len(dims[0]) == len(dims[1]) <= 8 and min((*dims[0], *dims[1], 0)) >= 0
+        if not ok or isinstance(offset, bool):
+            raise ValueError(f"size {size!r}, stride {stride!r}")
+        return LazyTensor(storage, int(offset), *dims)
+    except (TypeError, ValueError) as e:
+        raise BadInputError(f"inconsistent tensor in NVIDIA pickle ({_first_line(e)})") from None
+
+
 def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad=False, hooks=None, metadata=None):  # noqa: ANN001
-    return _storage_tensor(storage, offset, size, stride)
+    return _tensor(storage, offset, size, stride)
 
 
 def _rebuild_tensor(storage, offset, size, stride):  # noqa: ANN001
-    return _storage_tensor(storage, offset, size, stride)
+    return _tensor(storage, offset, size, stride)
 
 
 def _rebuild_parameter(data, requires_grad=False, hooks=None, *rest):  # noqa: ANN001
-    if not isinstance(data, torch.Tensor):
+    if not isinstance(data, (torch.Tensor, LazyTensor)):
         raise BadInputError("parameter in NVIDIA pickle is not a tensor")
     return data
 
