@@ -13,7 +13,8 @@ from typing import Any
 import torch
 
 from ..errors import BadInputError, IntegrityError, UnsupportedError
-from ..registry import HELPER_FAMILIES, SUPPORTED_FAMILIES, Entry, fingerprint, resolve
+from ..fingerprints import fingerprint
+from ..registry import HELPER_FAMILIES, SUPPORTED_FAMILIES, Entry, resolve
 from ..util.device import resolve_device
 from .base import SPACES, VARIANTS, Generator, LatentReader
 from .loading.checkpoint import Checkpoint, checkpoint_root, read_checkpoint

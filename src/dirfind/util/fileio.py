@@ -183,17 +183,17 @@ def check_dir_writable(path: str | os.PathLike) -> Path:
     return path
 
 
-#: digests computed in this process with ``remember``, by (device, inode, size, mtime): verifying a
-#: cached checkpoint and then fingerprinting it reads a multi-GB file once
-_DIGESTS: dict[tuple[int, int, int, int], str] = {}
+#: digests computed in this process with ``remember``, by (device, inode, size, mtime, ctime):
+#: verifying a cached checkpoint and then fingerprinting it reads a multi-GB file once
+_DIGESTS: dict[tuple[int, int, int, int, int], str] = {}
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22, remember: bool = False) -> str:
     """Hex sha256 of a file, read in chunks (files may be several GB). ``remember``: reuse (and
     keep) the digest computed earlier in this process while the file is unchanged (same inode,
-    size and modification time); integrity checks that must read the bytes again leave it off."""
+    size, modification and change times); integrity checks that must read the bytes again leave it off."""
     st = os.stat(path)
-    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     if remember and key in _DIGESTS:
         return _DIGESTS[key]
     h = hashlib.sha256()
