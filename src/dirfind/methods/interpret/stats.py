@@ -2,7 +2,7 @@
 fold what is measured into additive float64 sums (state that saves, loads and merges by addition).
 
 Each sample's contribution is added on its own, in sample order, so the sums do not depend on the
-batch size; shards of one stream merge by adding their states.
+batch size; the parts of a distributed run (or of resumed runs) merge by adding their states.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ import torch
 import torch.nn.functional as F
 
 from ...bank import DirectionBank
+from ...core.dist import all_reduce_array, single
 from ...core.edits import base_latents, working_space
 from ...core.predictors import as_score_matrix
+from ...core.reducers import saved_arrays
 from ...core.sampling import Batch
 from ...errors import BadInputError
 from ...generators.base import Generator
@@ -112,17 +114,21 @@ class TraversalStats:
     def state_dict(self) -> dict[str, np.ndarray]:
         return {k: v.copy() for k, v in self.state.items()}
 
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        for k, v in self.state.items():
-            if k not in state or np.shape(state[k]) != v.shape:
-                raise BadInputError(f"saved evaluation state lacks {k} or has another shape")
-            self.state[k] = np.array(state[k], np.float64)
+    def _saved(self, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return saved_arrays(state, {k: v.shape for k, v in self.state.items()})
 
-    def merge(self, other: TraversalStats) -> TraversalStats:
-        """Add another reducer's samples (another shard of the same stream); returns self."""
-        for k in self.state:
-            self.state[k] = self.state[k] + other.state[k]
-        return self
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.state = {k: np.array(v, np.float64) for k, v in self._saved(state).items()}
+
+    def merge_state(self, state: dict[str, np.ndarray]) -> None:
+        """Fold in the saved state of disjoint samples (another process's part): a sum."""
+        for k, v in self._saved(state).items():
+            self.state[k] = self.state[k] + v
+
+    def all_reduce(self) -> None:
+        """Sum every process's state (float64, one all-reduce per array; in place, the same everywhere)."""
+        for k, v in self.state.items():
+            self.state[k] = all_reduce_array(v, "evaluation sums")
 
     def _add(self, name: str, contrib: torch.Tensor | np.ndarray, index: Any = ()) -> None:
         """Add per-sample contributions (leading axis = samples) one sample at a time, in order."""
@@ -133,8 +139,10 @@ class TraversalStats:
 
     # ------------------------------------------------------------------ one batch
     def _images(self, latents: torch.Tensor) -> np.ndarray:
-        """Working-space latents (any leading shape) rendered to uint8 NHWC, as ``traverse`` does."""
-        return render(self.gen, latents, self.work, batch_size=self.batch_size, desc=None)
+        """Working-space latents (any leading shape) rendered to uint8 NHWC, as ``traverse`` does
+        (by this process alone: in a distributed run each process reduces its own batches)."""
+        with single():
+            return render(self.gen, latents, self.work, batch_size=self.batch_size, desc=None)
 
     def _as_float(self, u8: np.ndarray) -> torch.Tensor:
         """uint8 (…, H, W, C) as (…, C, H, W) in [0, 1] on the device."""
