@@ -503,3 +503,86 @@ def test_the_slurm_example_runs_torchrun_and_matches_one_process(tmp_path, dcgan
     with _cd(tmp_path), contextlib.redirect_stdout(io.StringIO()), _one_thread():
         assert main(["-q", "ganspace", "--ckpt", "dcgan-digiface", "-n", "3000", *opts, "--out", "ref.npz"]) == 0
     _banks_close(tmp_path / "ref.npz", tmp_path / "gs.npz", rtol=GANSPACE_RTOL)
+
+
+#: the scorer of the evaluate test: mean luminance; on rank 1, in the folder "cut", its 8th call
+#: (probe 1 + 3 per sample: unedited + 2 directions) is interrupted, after two of its samples are saved
+EVAL_SCORER = """
+import os
+calls = {}
+def luminance(images):
+    where = os.getcwd()
+    calls[where] = calls.get(where, 0) + 1
+    if os.environ.get("RANK") == "1" and os.path.basename(where) == "cut" and calls[where] == 8:
+        raise KeyboardInterrupt
+    return images.mean(dim=(1, 2, 3))
+"""
+
+
+def _evaluations_close(a: Path, b: Path) -> None:
+    """Every array of two evaluation files: integers and flags equal, floats within 1e-9 of the
+    array's largest entry (the float64 sums differ only in summation order)."""
+    from dirfind.core.evaluation import Evaluation
+
+    x, y = Evaluation.load(a).arrays, Evaluation.load(b).arrays
+    assert sorted(x) == sorted(y)
+    for key, u in x.items():
+        if u.dtype.kind == "f":
+            scale = float(np.nanmax(np.abs(u))) if np.isfinite(u).any() else 0.0
+            np.testing.assert_allclose(y[key], u, rtol=0, atol=1e-9 * scale, err_msg=f"{b} {key}")
+        else:
+            np.testing.assert_array_equal(y[key], u, err_msg=f"{b} {key}")
+
+
+def test_evaluation_parts_merge_to_the_one_pass_state(dcgan):
+    """dirfind evaluate's reducer: three processes' parts, merged (merge_state), hold the sums of one pass."""
+    from dirfind.methods import sefa
+    from dirfind.methods.interpret.stats import TraversalStats
+
+    bank = sefa(dcgan, k=2)
+    stream = SampleStream(dcgan, 7, "z", seed=2, batch_size=2)
+    scorer = ("mean", lambda im: im.mean(dim=(1, 2, 3)))
+
+    def make():
+        return TraversalStats(dcgan, bank, [0, 1], [-2.0, 0.0, 2.0], predictors=[scorer], attributes=["mean"])
+
+    whole = reduce_stream(stream, make()).state_dict()
+    first, *rest = _parts(stream, make)
+    merged = make()
+    merged.load_state_dict(first.state_dict())
+    for part in rest:
+        merged.merge_state(part.state_dict())
+    assert whole["n"] == 7
+    for key, a in whole.items():
+        np.testing.assert_allclose(merged.state_dict()[key], a, rtol=0, atol=1e-12 * np.abs(a).max(), err_msg=key)
+    with pytest.raises(BadInputError, match="saved profile"):
+        merged.merge_state({**whole, "profile": np.zeros((3, 3))})
+
+
+@pytest.mark.slow
+def test_evaluate_in_two_processes_equals_one_and_resumes_in_one(tmp_path, dcgan_path):
+    """dirfind evaluate under torchrun (2 gloo processes): the evaluation of one process, rank 0
+    alone prints; a run interrupted on rank 1 (both stop, 130, rank 1's part saved) is resumed by
+    one process to the same evaluation."""
+    from dirfind.cli import main
+
+    scorer = tmp_path / "scorer.py"
+    scorer.write_text(EVAL_SCORER)
+    with _cd(tmp_path), contextlib.redirect_stdout(io.StringIO()):
+        assert main(["-q", "sefa", "--ckpt", "dcgan-digiface", "-k", "2", "--out", "sefa.npz"]) == 0
+    args = ["evaluate", "../../sefa.npz", "-n", "8", "--steps", "3", "--batch-size", "3"]  # one sample per batch
+    args += ["--predictor", f"{scorer}:luminance", "--checkpoint-every", "0"]
+    cmds = {"full": args, "cut": args}
+    _one_process(tmp_path / "one", ["full"], cmds)
+    res = _run_plan(2, tmp_path / "two", ["full", "cut"], cmds)
+    (full0, cut0), (full1, cut1) = res
+    assert full0["code"] == full1["code"] == 0, (full0["err"][-2000:], full1["err"][-2000:])
+    assert "wrote full.npz" in full0["out"] and full1["out"] == full1["err"] == ""
+    _evaluations_close(tmp_path / "one" / "full" / "full.npz", tmp_path / "two" / "full" / "full.npz")
+    assert cut0["code"] == cut1["code"] == 130, (cut0["err"][-2000:], cut1["err"][-2000:])
+    where = tmp_path / "two" / "cut"
+    assert list((where / "cut.npz.progress" / PARTS).glob("*.r1.evaluate.npz")) and not (where / "cut.npz").exists()
+    with _cd(where), contextlib.redirect_stdout(io.StringIO()), _one_thread():
+        assert main(["-q", *args, "--out", "cut.npz", "--resume"]) == 0
+    _evaluations_close(tmp_path / "one" / "full" / "full.npz", where / "cut.npz")
+    assert not (where / "cut.npz.progress").exists()

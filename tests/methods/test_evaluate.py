@@ -64,7 +64,11 @@ def test_metrics_equal_a_direct_computation_from_traverse(dcgan, bank, ev):
         yc, ac = y - y.mean(1, keepdims=True), a - a.mean()
         r = (yc * ac).sum() / np.sqrt((yc**2).sum() * 4 * (ac**2).sum())
         np.testing.assert_allclose(ev["corr"][k, 0], r, rtol=1e-6)
-    y0 = _luminance((traverse(dcgan, bank, [0], latents=z, steps=1, span=(0, 0))["images"][:, 0]).astype(np.float64))
+    x0 = traverse(dcgan, bank, [0], latents=z, steps=1, span=(0, 0))["images"][:, 0]
+    y0 = _luminance(x0.astype(np.float64))
+    even = evaluate(dcgan, bank, n=4, steps=4, dirs=(1,), seed=3)  # no step 0: x0 is rendered on its own
+    tiles = traverse(dcgan, bank, [1], latents=z, steps=4)["images"].astype(np.float64)
+    np.testing.assert_allclose(even["profile"][0], np.abs(tiles - x0[:, None]).mean((0, 2, 3, 4)) / 255, atol=1e-6)
     np.testing.assert_allclose(ev["attr_sd"][0], y0.std(ddof=1), rtol=1e-6)
     np.testing.assert_allclose(ev["response"][:, 0], ev["slope"][:, 0] * 6 / y0.std(ddof=1), rtol=1e-6)
     d = bank.directions.astype(np.float64)

@@ -127,9 +127,11 @@ def evaluate_cmd(
     )
     text = table(ev)
     if heatmaps is not None:
+        from ..core.dist import is_main
         from ..render.report import write_heatmaps
 
-        write_heatmaps(ev, heatmaps, force=force)
+        if is_main():  # in a distributed run rank 0 alone writes
+            write_heatmaps(ev, heatmaps, force=force)
         text += f"\nheat-maps in {heatmaps}"
     if out is not None:
         text = f"wrote {out}: {len(ev.dirs)} direction(s) x {ev.run['n']} samples x {ev.run['steps']} steps\n" + text

@@ -48,8 +48,8 @@ def render(
 
     chunks = []
     own = pbar is None
-    new = bar(total=len(flat), desc=desc, unit="img", enabled=False if desc is None else None)
-    with new if own else nullcontext(pbar) as pbar:
+    new = bar(total=len(flat), desc=desc, unit="img", enabled=False if desc is None else None) if own else None
+    with new if own else nullcontext(pbar) as pbar:  # a caller's bar: no second (empty) one
         for _, out in map_ordered((len(flat) + batch_size - 1) // batch_size, one, everywhere=False):
             chunks.append(out["img"])
             pbar.update(len(out["img"]))

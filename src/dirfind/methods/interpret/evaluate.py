@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ...bank import DirectionBank, generator_identity
+from ...core.dist import is_main, single
 from ...core.edits import base_latents, working_space
 from ...core.evaluation import Evaluation, bank_record
 from ...core.jobs import resumable
@@ -118,7 +119,9 @@ def evaluate(
     Returns
     -------
     Evaluation
-        Per-direction metrics (:data:`dirfind.core.evaluation.METRICS`).
+        Per-direction metrics (:data:`dirfind.core.evaluation.METRICS`). In a distributed run
+        (call it on every process) the samples' batches are dealt over the processes, every
+        process returns the combined result and rank 0 alone writes ``out``.
     """
     o = replace(opts or EvaluateOptions(), **changes)
     bank.check_generator(gen, force=force)
@@ -179,7 +182,7 @@ def evaluate(
                 "region": mask is not None,
             },
         )
-        if out is not None:
+        if out is not None and is_main():
             result.save(out, force=force)
     return result
 
@@ -191,7 +194,8 @@ def _probe(gen: Generator, bank: DirectionBank, predictors: Sequence[Predictor],
     space, lay = bank_edit(gen, bank)
     z = draw_z(gen, 0, 1, seed)
     base = base_latents(gen, torch.from_numpy(z), space, lay)
-    img = render(gen, base, working_space(space, lay), desc=None)
+    with single():  # every process probes for itself
+        img = render(gen, base, working_space(space, lay), desc=None)
     _, names = score(predictors, to_model_input(img, gen.device))
     if not names:
         raise BadInputError("the predictors returned no scores", param="predictors")

@@ -2,7 +2,7 @@
 fold what is measured into additive float64 sums (state that saves, loads and merges by addition).
 
 Each sample's contribution is added on its own, in sample order, so the sums do not depend on the
-batch size; shards of one stream merge by adding their states.
+batch size; the parts of a distributed run (or of resumed runs) merge by adding their states.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ import torch
 import torch.nn.functional as F
 
 from ...bank import DirectionBank
+from ...core.dist import all_reduce_array, single
 from ...core.edits import base_latents, working_space
 from ...core.predictors import as_score_matrix
+from ...core.reducers import saved_arrays
 from ...core.sampling import Batch
 from ...errors import BadInputError
 from ...generators.base import Generator
@@ -55,11 +57,12 @@ def score(predictors: Sequence[Predictor], images: torch.Tensor) -> tuple[np.nda
 class TraversalStats:
     """Reducer of :class:`~dirfind.core.sampling.SampleStream` batches for ``dirfind evaluate``.
 
-    For every sample: the unedited image x0 and, per direction, the images x(alpha) at each step
-    are rendered (through :func:`dirfind.render.batched.render`, as ``traverse`` renders them) and
-    measured in [0, 1] units: change profiles, the change maps between the range ends (area-pooled
-    to ``map_size``), SSIM of the ends, inside/outside sums of a region, and the scores of the
-    predictors with the sums their slopes, correlations and spreads need.
+    For every sample: the unedited image x0 (the first direction's image at a step of 0, when the
+    steps include 0) and, per direction, the images x(alpha) at each step are rendered (through
+    :func:`dirfind.render.batched.render`, as ``traverse`` renders them) and measured in [0, 1]
+    units: change profiles, the change maps between the range ends (area-pooled to ``map_size``),
+    SSIM of the ends, inside/outside sums of a region, and the scores of the predictors with the
+    sums their slopes, correlations and spreads need.
     """
 
     def __init__(
@@ -89,6 +92,8 @@ class TraversalStats:
         if self.mask is not None and tuple(self.mask.shape) != (res, res):
             raise BadInputError(f"the region mask must be {res}x{res}, got {tuple(self.mask.shape)}", param="mask")
         self.cdtype = torch.float32  # per image; the sums over samples are float64
+        zero = np.flatnonzero(self.alphas == 0)
+        self.zero = int(zero[0]) if len(zero) else None  # the step that leaves the latent as it is
         k, s, a = len(self.dirs), len(self.alphas), len(self.attributes)
         shapes = {
             "n": (),
@@ -112,17 +117,21 @@ class TraversalStats:
     def state_dict(self) -> dict[str, np.ndarray]:
         return {k: v.copy() for k, v in self.state.items()}
 
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        for k, v in self.state.items():
-            if k not in state or np.shape(state[k]) != v.shape:
-                raise BadInputError(f"saved evaluation state lacks {k} or has another shape")
-            self.state[k] = np.array(state[k], np.float64)
+    def _saved(self, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return saved_arrays(state, {k: v.shape for k, v in self.state.items()})
 
-    def merge(self, other: TraversalStats) -> TraversalStats:
-        """Add another reducer's samples (another shard of the same stream); returns self."""
-        for k in self.state:
-            self.state[k] = self.state[k] + other.state[k]
-        return self
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.state = {k: np.array(v, np.float64) for k, v in self._saved(state).items()}
+
+    def merge_state(self, state: dict[str, np.ndarray]) -> None:
+        """Fold in the saved state of disjoint samples (another process's part): a sum."""
+        for k, v in self._saved(state).items():
+            self.state[k] = self.state[k] + v
+
+    def all_reduce(self) -> None:
+        """Sum every process's state (float64, one all-reduce per array; in place, the same everywhere)."""
+        for k, v in self.state.items():
+            self.state[k] = all_reduce_array(v, "evaluation sums")
 
     def _add(self, name: str, contrib: torch.Tensor | np.ndarray, index: Any = ()) -> None:
         """Add per-sample contributions (leading axis = samples) one sample at a time, in order."""
@@ -133,8 +142,10 @@ class TraversalStats:
 
     # ------------------------------------------------------------------ one batch
     def _images(self, latents: torch.Tensor) -> np.ndarray:
-        """Working-space latents (any leading shape) rendered to uint8 NHWC, as ``traverse`` does."""
-        return render(self.gen, latents, self.work, batch_size=self.batch_size, desc=None)
+        """Working-space latents (any leading shape) rendered to uint8 NHWC, as ``traverse`` does
+        (by this process alone: in a distributed run each process reduces its own batches)."""
+        with single():
+            return render(self.gen, latents, self.work, batch_size=self.batch_size, desc=None)
 
     def _as_float(self, u8: np.ndarray) -> torch.Tensor:
         """uint8 (…, H, W, C) as (…, C, H, W) in [0, 1] on the device."""
@@ -146,23 +157,33 @@ class TraversalStats:
         s, _ = score(self.predictors, to_model_input(flat, self.gen.device))
         return s.reshape(*u8.shape[:-3], s.shape[1])
 
+    def _traversal(self, base: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Direction ``k`` of the samples ``base``: images in [0, 1] (B, S, C, H, W) and their
+        float64 scores (B, S, A) (None without attributes)."""
+        lat = traversal_latents(self.gen, self.bank, base, [k], self.alphas.tolist())[0]  # (B, S, ...)
+        u8 = self._images(lat)
+        return self._as_float(u8), (torch.from_numpy(self._scores(u8)) if self.attributes else None)
+
     def update(self, batch: Batch) -> None:
-        gen = self.gen
-        base = base_latents(gen, batch.z, self.space, self.layers)
-        x0_u8 = self._images(base)
-        x0 = self._as_float(x0_u8)  # (B, C, H, W)
-        b = len(x0)
-        self.state["n"] += b
-        if self.attributes:
-            y0 = self._scores(x0_u8)
+        base = base_latents(self.gen, batch.z, self.space, self.layers)
+        # a step of 0 adds nothing to the latent (exactly): the first direction's images and scores
+        # there are the unedited ones, which then need no render of their own
+        first = self._traversal(base, self.dirs[0]) if self.zero is not None and self.dirs else None
+        if first is not None:
+            x0 = first[0][:, self.zero]
+            y0 = None if first[1] is None else first[1][:, self.zero].numpy()
+        else:
+            x0_u8 = self._images(base)
+            x0 = self._as_float(x0_u8)  # (B, C, H, W)
+            y0 = self._scores(x0_u8) if self.attributes else None
+        self.state["n"] += len(x0)
+        if y0 is not None:
             self._add("y0", y0)
             self._add("y0_sq", y0**2)
             self._add("y0_cross", y0[:, :, None] * y0[:, None, :])
         centred = torch.as_tensor(self.alphas - self.alphas.mean())
         for row, k in enumerate(self.dirs):
-            lat = traversal_latents(gen, self.bank, base, [k], self.alphas.tolist())[0]  # (B, S, ...)
-            u8 = self._images(lat)
-            x = self._as_float(u8)  # (B, S, C, H, W)
+            x, y = first if row == 0 and first is not None else self._traversal(base, k)  # (B, S, C, H, W)
             self._add("profile", (x - x0[:, None]).abs().mean((2, 3, 4)), row)
             end = x[:, -1] - x[:, 0]  # (B, C, H, W)
             d_abs, d_sq = end.abs().mean(1), (end**2).mean(1)  # (B, H, W)
@@ -174,8 +195,7 @@ class TraversalStats:
                 m = self.mask
                 sums = torch.stack([d_abs[:, m].sum(1), d_sq[:, m].sum(1), d_abs[:, ~m].sum(1), d_sq[:, ~m].sum(1)], 1)
                 self._add("region_sums", sums, row)
-            if self.attributes:
-                y = torch.from_numpy(self._scores(u8))  # (B, S, A) float64
+            if y is not None:
                 self._add("y", y, row)
                 self._add("ay", torch.einsum("bsa,s->ba", y, centred), row)
                 self._add("yy_within", (y**2).sum(1) - y.sum(1) ** 2 / y.shape[1], row)
