@@ -137,6 +137,19 @@ def test_resume_refuses_foreign_or_overlapping_parts(dcgan, tmp_path):
     assert saved.ranges == [(0, 100), (200, 300)] and saved.pos == 100 and not saved.done
 
 
+def test_a_part_of_the_wrong_shape_is_bad_input_naming_the_state(tmp_path):
+    """Merging a saved part that does not fit this run's reducer is a one-line exit 4, not a crash."""
+    q = np.linalg.qr(np.random.default_rng(0).standard_normal((20, 4)))[0]
+    job = Job.open(tmp_path / "p", {"run": "bp"}, every=0)
+    job.save_stage("rr", 0, [(0, 10)], BlockProduct(q).state_dict())
+    (tmp_path / "p" / PARTS).mkdir()
+    meta = {"format": "dirfind.job-part", "identity": {"run": "bp"}, "stage": "rr", "run": "x", "rank": 1}
+    narrow = {"n": np.array(5), "mean": np.zeros(20), "y": np.zeros((20, 2)), "ss": np.array(1.0)}
+    write_meta_npz(tmp_path / "p" / PARTS / "x.r1.rr.npz", {**meta, "ranges": [[10, 15]]}, narrow)
+    with pytest.raises(BadInputError, match=r"state.npz: malformed saved state of stage rr \(saved y is float64"):
+        Job.open(tmp_path / "p", {"run": "bp"}, resume=True).resume_stage("rr", BlockProduct(q), 0)
+
+
 def test_the_first_failure_is_every_process_ending(monkeypatch):
     """The agreement protocol on one store: the first published (line, code) wins, the others read
     it at their next check (an interruption as one), and a collective that never completes times out."""
@@ -440,18 +453,36 @@ def test_an_interrupted_run_resumes_in_one_process_to_the_same_bank(runs):
     assert not (where / "scored.npz.progress").exists()
 
 
+@pytest.fixture(scope="module")
+def scored_ref(tmp_path_factory):
+    """The one-process bank of the 400-sample scored run the kill tests resume."""
+    where = tmp_path_factory.mktemp("scored_ref")
+    (where / "scorer.py").write_text(SCORER)
+    from dirfind.cli import main
+
+    args = ["-q", *_commands(where / "scorer.py")["scored"], "-n", "400", "--out", "ref.npz"]
+    with _cd(where), contextlib.redirect_stdout(io.StringIO()), _one_thread():
+        assert main(args) == 0
+    return where / "ref.npz"
+
+
+def _wait_for_part(part: Path, pid: Path, procs: list[subprocess.Popen]) -> None:
+    """Until rank 1 has checkpointed a part and is scoring (its pid written)."""
+    deadline = time.monotonic() + 120
+    while not (list(part.glob("*.r1.scores.npz")) and pid.exists()):
+        alive = all(p.poll() is None for p in procs)
+        assert alive and time.monotonic() < deadline, procs[0].communicate()[0].decode()[-3000:]
+        time.sleep(0.05)
+
+
 @pytest.mark.slow
-def test_a_killed_rank_ends_the_run_and_it_resumes_with_another_process_count(runs, tmp_path):
+def test_a_killed_rank_ends_the_run_and_it_resumes_with_another_process_count(scored_ref, tmp_path):
     """torchrun -m dirfind with 2 processes, rank 1 SIGKILLed mid-run: the run ends (no hang) with
     its progress saved; 3 processes resume it to the one-process bank."""
     (tmp_path / "scorer.py").write_text(SCORER)
     args = ["-m", "dirfind", "-q", *_commands(tmp_path / "scorer.py")["scored"], "-n", "400", "--out", "k.npz"]
     proc = _torchrun(2, args, tmp_path, _env(SLOW="1"))
-    part = tmp_path / "k.npz.progress" / PARTS
-    deadline = time.monotonic() + 120
-    while not (list(part.glob("*.r1.scores.npz")) and (tmp_path / "pid.1").exists()):
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0].decode()[-3000:]
-        time.sleep(0.05)
+    _wait_for_part(tmp_path / "k.npz.progress" / PARTS, tmp_path / "pid.1", [proc])
     os.kill(int((tmp_path / "pid.1").read_text()), signal.SIGKILL)
     t0 = time.monotonic()
     out, _ = proc.communicate(timeout=60)
@@ -463,11 +494,44 @@ def test_a_killed_rank_ends_the_run_and_it_resumes_with_another_process_count(ru
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out.decode()[-3000:]
     assert not (tmp_path / "k.npz.progress").exists()
+    _banks_close(scored_ref, tmp_path / "k.npz")
+
+
+@pytest.mark.slow
+def test_a_rank_lost_outside_torchrun_ends_the_run_with_exit_10_and_one_process_resumes_it(scored_ref, tmp_path):
+    """Two processes started by hand (the environment torchrun would set, no launcher to stop the
+    others): rank 1 SIGKILLed, rank 0 notices at its next collective and exits 10 with the resume
+    hint, its and rank 1's progress saved; one process resumes it to the one-process bank."""
+    import socket
+
+    (tmp_path / "scorer.py").write_text(SCORER)
+    cmd = ["-q", *_commands(tmp_path / "scorer.py")["scored"], "-n", "400", "--out", "k.npz"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    world = {"WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "SLOW": "1"}
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "dirfind", *cmd], cwd=tmp_path, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, env=_env(RANK=str(r), LOCAL_RANK=str(r), **world))
+        for r in range(2)
+    ]  # fmt: skip
+    _wait_for_part(tmp_path / "k.npz.progress" / PARTS, tmp_path / "pid.1", procs)
+    procs[1].kill()
+    procs[1].wait()
+    t0 = time.monotonic()
+    out, _ = procs[0].communicate(timeout=60)
+    assert time.monotonic() - t0 < 30, "rank 0 ends soon after losing rank 1"
+    lines = [ln for ln in out.decode().splitlines() if ln.strip()]
+    assert procs[0].returncode == 10, lines[-5:]
+    assert lines[-1].startswith("dirfind: error: a process of the distributed run was lost"), lines[-5:]
+    assert lines[-1].endswith("k.npz.progress: rerun with --resume"), lines[-5:]
+    assert (tmp_path / "k.npz.progress" / "state.npz").exists() and not (tmp_path / "k.npz").exists()
     from dirfind.cli import main
 
     with _cd(tmp_path), contextlib.redirect_stdout(io.StringIO()), _one_thread():
-        assert main(["-q", *_commands(tmp_path / "scorer.py")["scored"], "-n", "400", "--out", "ref.npz"]) == 0
-    _banks_close(tmp_path / "ref.npz", tmp_path / "k.npz")
+        assert main([*cmd, "--resume"]) == 0
+    _banks_close(scored_ref, tmp_path / "k.npz")
+    assert not (tmp_path / "k.npz.progress").exists()
 
 
 @pytest.mark.slow
