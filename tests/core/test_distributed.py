@@ -28,6 +28,7 @@ from dirfind.core.jobs import PARTS, Job
 from dirfind.core.pca import BlockProduct
 from dirfind.core.predictors import PredictorScores
 from dirfind.core.reducers import Collector, MeanCov
+from dirfind.core.samplefile import SampleWriter
 from dirfind.core.sampling import SampleStream, reduce_stream
 from dirfind.core.shards import add_range, normalize_ranges, overlapping, subtract_ranges
 from dirfind.errors import BadInputError
@@ -110,6 +111,15 @@ def test_sample_range_sets():
     for lo in range(0, 60, 20):
         r = add_range(r, lo, lo + 10)
     assert add_range(r, 10, 20) == [(0, 30), (40, 50)]
+
+
+def test_sample_rows_move_to_rank_0_in_messages_of_at_most_chunk_rows(monkeypatch):
+    """A process's dealt batches are many short ranges: they are packed into few messages."""
+    monkeypatch.setattr(SampleWriter, "CHUNK", 100)
+    writer = object.__new__(SampleWriter)
+    groups = writer._chunks([(0, 64), (128, 150), (200, 450)])
+    assert groups == [[(0, 64), (128, 150)], [(200, 300)], [(300, 400)], [(400, 450)]]
+    assert writer._chunks([]) == []
 
 
 def test_resume_refuses_foreign_or_overlapping_parts(dcgan, tmp_path):
