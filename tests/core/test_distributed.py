@@ -280,6 +280,7 @@ def _commands(scorer: Path) -> dict[str, list[str]]:
                    "--estimator", "exact"],
         "interfacegan": [*ig, "--predictor", f"{PREDICTORS}:face_attributes", "--batch-size", "20"],
         "scored": [*ig, "--predictor", f"{scorer}:luminance", "--batch-size", "20", "--checkpoint-every", "0"],
+        "help": ["ganspace", "--help"],
     }  # fmt: skip
 
 
@@ -323,7 +324,7 @@ def _run_plan(nproc: int, root: Path, names: list[str], cmds: dict[str, list[str
 
 
 def _banks(name: str) -> bool:
-    return name not in ("sample", "grid", "gif", "frames")
+    return name not in ("sample", "grid", "gif", "frames", "help")
 
 
 @contextlib.contextmanager
@@ -365,7 +366,7 @@ def runs(tmp_path_factory, dcgan_path):
     two = ["sample", "gs_w", "gs_act", "grid", "gif", "frames", "jacobian", "hessian", "interfacegan"]
     three = ["sample", "gs_act", "frames", "orojar"]
     _one_process(base / "one", sorted({*two, *three, "scored"}), cmds)
-    res2 = _run_plan(2, base / "two", [*two, "scored"], cmds, FAIL_RANK="1")  # the last one fails on rank 1
+    res2 = _run_plan(2, base / "two", [*two, "help", "scored"], cmds, FAIL_RANK="1")  # the last one fails on rank 1
     res3 = _run_plan(3, base / "three", [*three, "scored"], cmds, INTERRUPT_RANK="2")  # ... is interrupted on 2
     return {"base": base, "cmds": cmds, "two": res2, "three": res3, "names": {"two": two, "three": three}}
 
@@ -398,6 +399,13 @@ def test_every_rank_succeeds_quietly_and_rank_0_alone_prints(runs, world):
             assert ("wrote" in res["out"]) == (rank == 0), (world, rank, name, res["out"])
             if rank:
                 assert res["err"] == "", (world, rank, name, res["err"][-2000:])  # no bars, logs or warnings
+
+
+@pytest.mark.slow
+def test_help_is_printed_by_rank_0_alone(runs):
+    rank0, rank1 = (results[len(runs["names"]["two"])] for results in runs["two"])
+    assert rank0["code"] == rank1["code"] == 0
+    assert rank0["out"].startswith("Usage: dirfind ganspace") and (rank1["out"], rank1["err"]) == ("", "")
 
 
 @pytest.mark.slow
