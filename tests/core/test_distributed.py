@@ -281,6 +281,7 @@ def _commands(scorer: Path) -> dict[str, list[str]]:
         "interfacegan": [*ig, "--predictor", f"{PREDICTORS}:face_attributes", "--batch-size", "20"],
         "scored": [*ig, "--predictor", f"{scorer}:luminance", "--batch-size", "20", "--checkpoint-every", "0"],
         "help": ["ganspace", "--help"],
+        "files": ["interfacegan", "--latents", "../sample/s.npz", "--scores", "../../scores.npy", "--ratio", "0.2"],
     }  # fmt: skip
 
 
@@ -363,9 +364,10 @@ def runs(tmp_path_factory, dcgan_path):
     for sub in ("one", "two", "three"):
         (base / sub).mkdir()
         (base / sub / "sefa.npz").write_bytes((base / "sefa.npz").read_bytes())
-    two = ["sample", "gs_w", "gs_act", "grid", "gif", "frames", "jacobian", "hessian", "interfacegan"]
+    np.save(base / "scores.npy", np.random.default_rng(0).standard_normal(130))  # for sample's 130 latents
+    two = ["sample", "gs_w", "gs_act", "grid", "gif", "frames", "jacobian", "hessian", "interfacegan", "files"]
     three = ["sample", "gs_act", "frames", "orojar"]
-    _one_process(base / "one", sorted({*two, *three, "scored"}), cmds)
+    _one_process(base / "one", sorted({*two, *three, "scored"} - {"files"}), cmds)  # files: rank 0 alone
     res2 = _run_plan(2, base / "two", [*two, "help", "scored"], cmds, FAIL_RANK="1")  # the last one fails on rank 1
     res3 = _run_plan(3, base / "three", [*three, "scored"], cmds, INTERRUPT_RANK="2")  # ... is interrupted on 2
     return {"base": base, "cmds": cmds, "two": res2, "three": res3, "names": {"two": two, "three": three}}
