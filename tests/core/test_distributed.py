@@ -28,6 +28,7 @@ from dirfind.core.jobs import PARTS, Job
 from dirfind.core.pca import BlockProduct
 from dirfind.core.predictors import PredictorScores
 from dirfind.core.reducers import Collector, MeanCov
+from dirfind.core.samplefile import SampleWriter
 from dirfind.core.sampling import SampleStream, reduce_stream
 from dirfind.core.shards import add_range, normalize_ranges, overlapping, subtract_ranges
 from dirfind.errors import BadInputError
@@ -112,6 +113,15 @@ def test_sample_range_sets():
     assert add_range(r, 10, 20) == [(0, 30), (40, 50)]
 
 
+def test_sample_rows_move_to_rank_0_in_messages_of_at_most_chunk_rows(monkeypatch):
+    """A process's dealt batches are many short ranges: they are packed into few messages."""
+    monkeypatch.setattr(SampleWriter, "CHUNK", 100)
+    writer = object.__new__(SampleWriter)
+    groups = writer._chunks([(0, 64), (128, 150), (200, 450)])
+    assert groups == [[(0, 64), (128, 150)], [(200, 300)], [(300, 400)], [(400, 450)]]
+    assert writer._chunks([]) == []
+
+
 def test_resume_refuses_foreign_or_overlapping_parts(dcgan, tmp_path):
     """A progress folder whose parts overlap, or come from another run, is malformed (exit 4)."""
     stream = SampleStream(dcgan, 300, "z", seed=1, batch_size=100)
@@ -135,6 +145,19 @@ def test_resume_refuses_foreign_or_overlapping_parts(dcgan, tmp_path):
     write_meta_npz(parts / "x.r1.cov.npz", {**meta, "ranges": [[200, 300]]}, state, True)
     saved = Job.open(tmp_path / "p", ident, resume=True).resume_stage("cov", MeanCov(100), stream.start)
     assert saved.ranges == [(0, 100), (200, 300)] and saved.pos == 100 and not saved.done
+
+
+def test_a_part_of_the_wrong_shape_is_bad_input_naming_the_state(tmp_path):
+    """Merging a saved part that does not fit this run's reducer is a one-line exit 4, not a crash."""
+    q = np.linalg.qr(np.random.default_rng(0).standard_normal((20, 4)))[0]
+    job = Job.open(tmp_path / "p", {"run": "bp"}, every=0)
+    job.save_stage("rr", 0, [(0, 10)], BlockProduct(q).state_dict())
+    (tmp_path / "p" / PARTS).mkdir()
+    meta = {"format": "dirfind.job-part", "identity": {"run": "bp"}, "stage": "rr", "run": "x", "rank": 1}
+    narrow = {"n": np.array(5), "mean": np.zeros(20), "y": np.zeros((20, 2)), "ss": np.array(1.0)}
+    write_meta_npz(tmp_path / "p" / PARTS / "x.r1.rr.npz", {**meta, "ranges": [[10, 15]]}, narrow)
+    with pytest.raises(BadInputError, match=r"state.npz: malformed saved state of stage rr \(saved y is float64"):
+        Job.open(tmp_path / "p", {"run": "bp"}, resume=True).resume_stage("rr", BlockProduct(q), 0)
 
 
 def test_the_first_failure_is_every_process_ending(monkeypatch):
@@ -257,6 +280,8 @@ def _commands(scorer: Path) -> dict[str, list[str]]:
                    "--estimator", "exact"],
         "interfacegan": [*ig, "--predictor", f"{PREDICTORS}:face_attributes", "--batch-size", "20"],
         "scored": [*ig, "--predictor", f"{scorer}:luminance", "--batch-size", "20", "--checkpoint-every", "0"],
+        "help": ["ganspace", "--help"],
+        "files": ["interfacegan", "--latents", "../sample/s.npz", "--scores", "../../scores.npy", "--ratio", "0.2"],
     }  # fmt: skip
 
 
@@ -300,7 +325,7 @@ def _run_plan(nproc: int, root: Path, names: list[str], cmds: dict[str, list[str
 
 
 def _banks(name: str) -> bool:
-    return name not in ("sample", "grid", "gif", "frames")
+    return name not in ("sample", "grid", "gif", "frames", "help")
 
 
 @contextlib.contextmanager
@@ -339,10 +364,11 @@ def runs(tmp_path_factory, dcgan_path):
     for sub in ("one", "two", "three"):
         (base / sub).mkdir()
         (base / sub / "sefa.npz").write_bytes((base / "sefa.npz").read_bytes())
-    two = ["sample", "gs_w", "gs_act", "grid", "gif", "frames", "jacobian", "hessian", "interfacegan"]
+    np.save(base / "scores.npy", np.random.default_rng(0).standard_normal(130))  # for sample's 130 latents
+    two = ["sample", "gs_w", "gs_act", "grid", "gif", "frames", "jacobian", "hessian", "interfacegan", "files"]
     three = ["sample", "gs_act", "frames", "orojar"]
-    _one_process(base / "one", sorted({*two, *three, "scored"}), cmds)
-    res2 = _run_plan(2, base / "two", [*two, "scored"], cmds, FAIL_RANK="1")  # the last one fails on rank 1
+    _one_process(base / "one", sorted({*two, *three, "scored"} - {"files"}), cmds)  # files: rank 0 alone
+    res2 = _run_plan(2, base / "two", [*two, "help", "scored"], cmds, FAIL_RANK="1")  # the last one fails on rank 1
     res3 = _run_plan(3, base / "three", [*three, "scored"], cmds, INTERRUPT_RANK="2")  # ... is interrupted on 2
     return {"base": base, "cmds": cmds, "two": res2, "three": res3, "names": {"two": two, "three": three}}
 
@@ -375,6 +401,13 @@ def test_every_rank_succeeds_quietly_and_rank_0_alone_prints(runs, world):
             assert ("wrote" in res["out"]) == (rank == 0), (world, rank, name, res["out"])
             if rank:
                 assert res["err"] == "", (world, rank, name, res["err"][-2000:])  # no bars, logs or warnings
+
+
+@pytest.mark.slow
+def test_help_is_printed_by_rank_0_alone(runs):
+    rank0, rank1 = (results[len(runs["names"]["two"])] for results in runs["two"])
+    assert rank0["code"] == rank1["code"] == 0
+    assert rank0["out"].startswith("Usage: dirfind ganspace") and (rank1["out"], rank1["err"]) == ("", "")
 
 
 @pytest.mark.slow
@@ -440,18 +473,36 @@ def test_an_interrupted_run_resumes_in_one_process_to_the_same_bank(runs):
     assert not (where / "scored.npz.progress").exists()
 
 
+@pytest.fixture(scope="module")
+def scored_ref(tmp_path_factory):
+    """The one-process bank of the 400-sample scored run the kill tests resume."""
+    where = tmp_path_factory.mktemp("scored_ref")
+    (where / "scorer.py").write_text(SCORER)
+    from dirfind.cli import main
+
+    args = ["-q", *_commands(where / "scorer.py")["scored"], "-n", "400", "--out", "ref.npz"]
+    with _cd(where), contextlib.redirect_stdout(io.StringIO()), _one_thread():
+        assert main(args) == 0
+    return where / "ref.npz"
+
+
+def _wait_for_part(part: Path, pid: Path, procs: list[subprocess.Popen]) -> None:
+    """Until rank 1 has checkpointed a part and is scoring (its pid written)."""
+    deadline = time.monotonic() + 120
+    while not (list(part.glob("*.r1.scores.npz")) and pid.exists()):
+        alive = all(p.poll() is None for p in procs)
+        assert alive and time.monotonic() < deadline, procs[0].communicate()[0].decode()[-3000:]
+        time.sleep(0.05)
+
+
 @pytest.mark.slow
-def test_a_killed_rank_ends_the_run_and_it_resumes_with_another_process_count(runs, tmp_path):
+def test_a_killed_rank_ends_the_run_and_it_resumes_with_another_process_count(scored_ref, tmp_path):
     """torchrun -m dirfind with 2 processes, rank 1 SIGKILLed mid-run: the run ends (no hang) with
     its progress saved; 3 processes resume it to the one-process bank."""
     (tmp_path / "scorer.py").write_text(SCORER)
     args = ["-m", "dirfind", "-q", *_commands(tmp_path / "scorer.py")["scored"], "-n", "400", "--out", "k.npz"]
     proc = _torchrun(2, args, tmp_path, _env(SLOW="1"))
-    part = tmp_path / "k.npz.progress" / PARTS
-    deadline = time.monotonic() + 120
-    while not (list(part.glob("*.r1.scores.npz")) and (tmp_path / "pid.1").exists()):
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0].decode()[-3000:]
-        time.sleep(0.05)
+    _wait_for_part(tmp_path / "k.npz.progress" / PARTS, tmp_path / "pid.1", [proc])
     os.kill(int((tmp_path / "pid.1").read_text()), signal.SIGKILL)
     t0 = time.monotonic()
     out, _ = proc.communicate(timeout=60)
@@ -463,11 +514,44 @@ def test_a_killed_rank_ends_the_run_and_it_resumes_with_another_process_count(ru
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out.decode()[-3000:]
     assert not (tmp_path / "k.npz.progress").exists()
+    _banks_close(scored_ref, tmp_path / "k.npz")
+
+
+@pytest.mark.slow
+def test_a_rank_lost_outside_torchrun_ends_the_run_with_exit_10_and_one_process_resumes_it(scored_ref, tmp_path):
+    """Two processes started by hand (the environment torchrun would set, no launcher to stop the
+    others): rank 1 SIGKILLed, rank 0 notices at its next collective and exits 10 with the resume
+    hint, its and rank 1's progress saved; one process resumes it to the one-process bank."""
+    import socket
+
+    (tmp_path / "scorer.py").write_text(SCORER)
+    cmd = ["-q", *_commands(tmp_path / "scorer.py")["scored"], "-n", "400", "--out", "k.npz"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    world = {"WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "SLOW": "1"}
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "dirfind", *cmd], cwd=tmp_path, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, env=_env(RANK=str(r), LOCAL_RANK=str(r), **world))
+        for r in range(2)
+    ]  # fmt: skip
+    _wait_for_part(tmp_path / "k.npz.progress" / PARTS, tmp_path / "pid.1", procs)
+    procs[1].kill()
+    procs[1].wait()
+    t0 = time.monotonic()
+    out, _ = procs[0].communicate(timeout=60)
+    assert time.monotonic() - t0 < 30, "rank 0 ends soon after losing rank 1"
+    lines = [ln for ln in out.decode().splitlines() if ln.strip()]
+    assert procs[0].returncode == 10, lines[-5:]
+    assert lines[-1].startswith("dirfind: error: a process of the distributed run was lost"), lines[-5:]
+    assert lines[-1].endswith("k.npz.progress: rerun with --resume"), lines[-5:]
+    assert (tmp_path / "k.npz.progress" / "state.npz").exists() and not (tmp_path / "k.npz").exists()
     from dirfind.cli import main
 
     with _cd(tmp_path), contextlib.redirect_stdout(io.StringIO()), _one_thread():
-        assert main(["-q", *_commands(tmp_path / "scorer.py")["scored"], "-n", "400", "--out", "ref.npz"]) == 0
-    _banks_close(tmp_path / "ref.npz", tmp_path / "k.npz")
+        assert main([*cmd, "--resume"]) == 0
+    _banks_close(scored_ref, tmp_path / "k.npz")
+    assert not (tmp_path / "k.npz.progress").exists()
 
 
 @pytest.mark.slow

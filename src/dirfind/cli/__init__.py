@@ -7,6 +7,8 @@ Expected failures print one line ``dirfind: error: ...`` and exit with the codes
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import signal
 import sys
@@ -234,7 +236,9 @@ def _main_distributed(args: list[str], obj: Settings) -> int:
     old = signal.signal(signal.SIGTERM, _terminate)  # torchrun stops workers with SIGTERM: end like Ctrl-C
     try:
         if name in DISTRIBUTED:
-            code, lines = _invoke(args, obj)
+            # rank 0 alone prints results; the others' stdout (--help, --version too) is dropped
+            with contextlib.nullcontext() if w.is_main else contextlib.redirect_stdout(io.StringIO()):
+                code, lines = _invoke(args, obj)
             code, lines = _conclude(dist, code, lines)
         elif w.is_main:
             with dist.single():

@@ -114,7 +114,7 @@ def interfacegan_cmd(
     **fit: Any,
 ) -> None:
     """InterFaceGAN: linear-SVM boundaries separating high and low attribute scores (unit normals + intercepts)."""
-    from ..core.dist import is_main
+    from ..core.parallel import bank_on_main
     from ..errors import BadInputError
     from ..methods.interfacegan import from_files, from_predictor
     from ..util.fileio import check_writable
@@ -124,13 +124,11 @@ def interfacegan_cmd(
         raise BadInputError("give --latents and --scores, or --ckpt -n N --predictor, not both")
     if predictor is None and not (latents and scores):
         raise BadInputError("give --latents FILE --scores FILE, or --ckpt CKPT -n N --predictor MODULE:FUNC")
-    if predictor is None and not is_main():
-        return  # fitting from files is not split over processes: rank 0 does it alone
     options = FitOptions(seed=global_seed(), **fit)
-    check_writable(out, force)
     name_list = [x.strip() for x in names.split(",")] if names else None
     common = {"space": space, "layers": layers, "names": name_list, "conditions": conditions, "fit": options}
     if predictor is not None:
+        check_writable(out, force)
         if ckpt is None or n is None:
             raise BadInputError("predictor mode needs --ckpt and -n")
         options.check_samples(n)
@@ -149,6 +147,11 @@ def interfacegan_cmd(
             **common,
         )
     else:
-        gen = open_generator(ckpt, render) if ckpt else None
-        bank = from_files(latents, scores, gen=gen, out=out, force=force, **common)
+
+        def fit_files() -> Any:  # not split over processes: rank 0 alone, the others wait without a time limit
+            check_writable(out, force)
+            gen = open_generator(ckpt, render) if ckpt else None
+            return from_files(latents, scores, gen=gen, out=out, force=force, **common)
+
+        bank = bank_on_main(fit_files)
     emit(boundary_text(bank, out), {"out": str(out), **bank.summary()})

@@ -188,6 +188,7 @@ class BlockProduct:
 
     def merge_state(self, state: dict[str, np.ndarray]) -> None:
         """Fold in the product of other samples (the same Chan update as a batch's)."""
+        state = saved_arrays(state, {"n": (), "mean": tuple(self.mean.shape), "y": tuple(self.y.shape), "ss": ()})
         nb = int(state["n"])
         if nb == 0:
             return

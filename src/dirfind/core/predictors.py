@@ -169,10 +169,10 @@ class PredictorScores:
         if self.scores is None:
             self.load_state_dict(state)
             return
-        theirs = np.asarray(state["scores"], np.float64)
-        if theirs.shape != self.scores.shape:
-            raise BadInputError(f"saved scores have shape {theirs.shape}, expected {self.scores.shape}")
-        rows = np.asarray(state["filled"], bool) if "filled" in state else ~np.isnan(theirs[:, 0])
+        theirs = np.asarray(saved_arrays(state, {"scores": self.scores.shape})["scores"], np.float64)
+        has = "filled" in state
+        rows = np.asarray(saved_arrays(state, {"filled": self.filled.shape})["filled"], bool) if has else None
+        rows = ~np.isnan(theirs[:, 0]) if rows is None else rows
         self.scores[rows] = theirs[rows]
         self.filled |= rows
         if self.names is None and "names" in state:

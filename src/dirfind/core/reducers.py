@@ -203,6 +203,8 @@ class Collector:
         self.filled[...] = saved_arrays(state, {"_filled": self.filled.shape})["_filled"] if has else True
 
     def merge_state(self, state: dict[str, np.ndarray]) -> None:
+        """Take the rows another part holds (its ``_filled`` ones)."""
+        state = saved_arrays(state, {"_filled": self.filled.shape, **{k: v.shape for k, v in self.data.items()}})
         rows = np.asarray(state["_filled"], bool)
         for k in self.data:
             self.data[k][rows] = state[k][rows]

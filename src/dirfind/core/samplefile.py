@@ -130,24 +130,42 @@ class SampleWriter:
         del z, lat
 
     def all_reduce(self) -> None:
-        """Rank 0 receives every other process's rows, a chunk per process per round (the other
-        processes keep only their PNGs)."""
+        """Rank 0 receives every other process's rows, one message of at most :attr:`CHUNK` rows
+        per process per round (the other processes keep only their PNGs)."""
         w = world()
         mine = [] if w.is_main else self._chunks(self.ranges)
         rounds = max(int(m["chunks"]) for m, _ in gather_msgs({"chunks": len(mine)}, dst=None) or [])
+        first = self.stream.start
         for t in range(rounds):
-            lo, hi = mine[t] if t < len(mine) else (0, 0)
-            a, b = lo - self.stream.start, hi - self.stream.start
-            rows = {"z": self.z[a:b], "latents": self.latents[a:b]} if hi > lo else {}
-            for meta, got in gather_msgs({"range": [lo, hi]}, rows, dst=0) or []:
-                lo2, hi2 = meta["range"]
-                if hi2 > lo2:
-                    a2, b2 = lo2 - self.stream.start, hi2 - self.stream.start
-                    self.z[a2:b2], self.latents[a2:b2] = got["z"], got["latents"]
-                    self.ranges = add_range(self.ranges, lo2, hi2)
+            group = mine[t] if t < len(mine) else []
+            rows = {}
+            if group:
+                rows = {k: np.concatenate([a[lo - first : hi - first] for lo, hi in group]) for k, a in self._arrays()}
+            for meta, got in gather_msgs({"ranges": group}, rows, dst=0) or []:
+                pos = 0
+                for lo, hi in meta["ranges"]:
+                    for k, a in self._arrays():
+                        a[lo - first : hi - first] = got[k][pos : pos + hi - lo]
+                    pos += hi - lo
+                    self.ranges = add_range(self.ranges, lo, hi)
 
-    def _chunks(self, ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        return [(a, min(a + self.CHUNK, hi)) for lo, hi in ranges for a in range(lo, hi, self.CHUNK)]
+    def _arrays(self) -> list[tuple[str, np.ndarray]]:
+        return [("z", self.z), ("latents", self.latents)]
+
+    def _chunks(self, ranges: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
+        """``ranges`` packed into messages of at most :attr:`CHUNK` rows (a process's batches are
+        dealt round-robin, so its ranges are many short ones)."""
+        groups: list[list[tuple[int, int]]] = []
+        size = self.CHUNK
+        for lo, hi in ranges:
+            for a in range(lo, hi, self.CHUNK):
+                b = min(a + self.CHUNK, hi)
+                if size + b - a > self.CHUNK:
+                    groups.append([])
+                    size = 0
+                groups[-1].append((a, b))
+                size += b - a
+        return groups
 
 
 def sample_meta(stream: SampleStream) -> dict[str, Any]:

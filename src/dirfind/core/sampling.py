@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import BadInputError
+from ..errors import BadInputError, DistributedError, UnsupportedError
 from ..generators.base import Generator
 from ..util.progress import bar
 from . import dist, parallel
@@ -355,8 +355,6 @@ def reduce_stream(
     """
     w = dist.world()
     if w.distributed and not (hasattr(reducer, "all_reduce") or hasattr(reducer, "merge_state")):
-        from ..errors import UnsupportedError
-
         raise UnsupportedError(f"{type(reducer).__name__} cannot be split over processes (no merge_state)")
     done: list[tuple[int, int]] = []
     if job is not None:
@@ -393,6 +391,9 @@ def reduce_stream(
                     dist.check_failure()
                 except dist.RemoteInterrupt:
                     interrupts.requested = True
+                except DistributedError:  # the run lost a process: keep this one's work for --resume
+                    checkpoint()
+                    raise
             if interrupts.requested:
                 checkpoint()
                 raise KeyboardInterrupt

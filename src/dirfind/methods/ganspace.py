@@ -140,6 +140,7 @@ class LatentRegression:
 
     def merge_state(self, state: dict[str, np.ndarray]) -> None:
         """The normal equations are sums: add another part's."""
+        state = saved_arrays(state, {"ata": tuple(self.ata.shape), "atz": tuple(self.atz.shape)})
         self.ata += torch.from_numpy(np.array(state["ata"])).to(self.device)
         self.atz += torch.from_numpy(np.array(state["atz"])).to(self.device)
 
