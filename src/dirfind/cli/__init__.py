@@ -147,7 +147,7 @@ def cli() -> None:
 
 #: commands whose work is split over the processes of a ``torchrun`` launch; any other command runs
 #: on rank 0 alone while the other processes wait for its outcome
-DISTRIBUTED = frozenset({"sample", "ganspace", "interfacegan", "traverse", "jacobian", "hessian", "orojar"})
+DISTRIBUTED = frozenset({"sample", "ganspace", "interfacegan", "traverse", "jacobian", "hessian", "orojar", "project"})
 
 
 def main(argv: list[str] | None = None) -> int:
