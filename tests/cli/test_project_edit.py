@@ -84,7 +84,7 @@ def test_edit_by_sefa_and_interfacegan_changes_the_image_and_zero_keeps_it(cli, 
 def test_edit_errors_are_one_line(cli, photo_run):
     p = photo_run
     base = ["edit", "--latents", p / "p.npz", "--bank", p / "sefa.npz"]
-    assert "no direction named 'smile'" in one_line_error(cli(*base, "--dir", "smile:1"), errors.EXIT_BAD_INPUT)
+    assert "no direction is named 'smile'" in one_line_error(cli(*base, "--dir", "smile:1"), errors.EXIT_BAD_INPUT)
     assert "has no amount" in one_line_error(cli(*base, "--dir", "0"), errors.EXIT_BAD_INPUT)
     msg = one_line_error(cli(*base, "--dir", "0", "--to-distance", "1"), errors.EXIT_BAD_INPUT)
     assert "intercepts" in msg

@@ -141,3 +141,35 @@ def test_learning_run_with_saved_arrays_of_the_wrong_shape(cli, tmp_path, monkey
     line = one_line_error(cli(*args, "--resume"), errors.EXIT_BAD_INPUT, logs=True)
     assert "state.npz: malformed saved state" in line and "--force" in line, line
     assert state.exists()
+
+
+def test_units_continue_from_the_furthest_saved_part_and_refuse_foreign_ones(tmp_path):
+    """Independent units (projection batches): rank 0 takes a unit's furthest state, its own or a
+    part another process saved (written here as rank 1 writes it); a part of another run is refused."""
+    from dirfind.core.jobs import PART_FORMAT, PARTS
+    from dirfind.core.parallel import run_units
+    from dirfind.util.fileio import write_meta_npz
+
+    ident = {"run": "units"}
+    job = Job.open(tmp_path / "p", ident, every=0)
+    job.save_unit("u0", 2, {"x": np.array([2.0])})
+    job.save_unit("u1", 1, {"x": np.array([1.0])})
+    meta = {"format": PART_FORMAT, "identity": ident, "stage": "u1", "run": "other", "rank": 1, "ranges": [[0, 3]]}
+    write_meta_npz(tmp_path / "p" / PARTS / "other.r1.u1.npz", meta, {"x": np.array([3.0]), "unit_done": False})
+    job = Job.open(tmp_path / "p", ident, resume=True, every=0)
+    assert (job.unit_state("u0").pos, job.unit_state("u1").pos) == (2, 3)
+    np.testing.assert_array_equal(job.unit_state("u1").arrays["x"], [3.0])
+
+    def count(name, saved, checkpoint, tick):  # a unit counts up to 4 from where it was saved
+        pos = 0 if saved is None else saved.pos
+        for step in range(pos, 4):
+            checkpoint(step + 1, {"x": np.array([step + 1.0])})
+        return {"start": np.array(pos), "x": np.array([4.0])}
+
+    res = run_units(job, ["u0", "u1", "u2"], count)
+    assert [int(res[n]["start"]) for n in ("u0", "u1", "u2")] == [2, 3, 0]
+    assert not list((tmp_path / "p" / PARTS).glob("*.npz")), "a done unit's parts are removed"
+    assert run_units(job, ["u0"], count)["u0"]["start"] == 2  # done: not run again
+    write_meta_npz(tmp_path / "p" / PARTS / "x.r1.u2.npz", {**meta, "identity": {"run": "else"}, "stage": "u2"}, {})
+    with pytest.raises(BadInputError, match="a progress part of a different run"):
+        job.unit_state("u2")

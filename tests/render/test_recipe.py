@@ -24,24 +24,31 @@ def run(tmp_path_factory):
     gen = load_generator(str(FIX / "stylegan2" / "stylegan2_ada_tiny32.pkl"))
     from PIL import Image
 
-    Image.fromarray((np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)).save(d / "noise.png")
-    res = project(gen, [d / "noise.png"], ProjectOptions(space="w+", steps=6, loss=(("l2", 1.0),)), out=d / "p.npz")
+    for i in range(2):
+        Image.fromarray((np.random.default_rng(i).random((32, 32, 3)) * 255).astype(np.uint8)).save(d / f"noise{i}.png")
+    opts = ProjectOptions(space="w+", steps=6, loss=(("l2", 1.0),))
+    res = project(gen, [d / "noise0.png", d / "noise1.png"], opts, out=d / "p.npz")
     bank = sefa(gen, k=3)
     bank.save(d / "b.npz")
     return gen, d, res
 
 
 def test_amount_zero_renders_the_reconstruction_with_its_noise_maps(run):
+    """Within one 8-bit level: other batch shapes change float32 sums in their last bits, which can
+    flip a rounding; without the maps (the generator's stored const noise) images differ far more."""
     gen, d, res = run
     assert res["noise"] is not None and len(res["noise"]) == len(gen.noise_maps())
+    recon = res["reconstructions"].astype(int)
     rec = Recipe((str(d / "b.npz"),), (Edit(0, 0.0),))
-    out = edit_latents(gen, [DirectionBank.load(d / "b.npz")], rec, d / "p.npz")
-    np.testing.assert_array_equal(out["images"][0], res["reconstructions"][0])
-    np.testing.assert_array_equal(out["before"][0], res["reconstructions"][0])
-    # without the maps (the generator's stored const noise) the image differs: they matter
-    assert np.abs(gen_render(gen, res["latents"]) - res["reconstructions"][0].astype(int)).max() > 0
-    t = traverse(gen, DirectionBank.load(d / "b.npz"), [0], latents=d / "p.npz", steps=1, span=(0, 0))
-    np.testing.assert_array_equal(t["images"][0, 0], res["reconstructions"][0])
+    out = edit_latents(gen, [DirectionBank.load(d / "b.npz")], rec, d / "p.npz", batch_size=1)
+    assert np.abs(out["images"] - recon).max() <= 1 and np.abs(out["before"] - recon).max() <= 1
+    assert np.abs(gen_render(gen, res["latents"]) - recon).max() > 8  # the maps matter
+    # traverse renders in chunks of steps; batches of 3 straddle (direction, image) rows: each image keeps its maps
+    t = traverse(gen, DirectionBank.load(d / "b.npz"), [0, 1], latents=d / "p.npz", steps=3, span=(0, 0), batch_size=3)
+    assert t["images"].shape[:2] == (4, 3)  # rows direction-major: (dir 0, image 0), (dir 0, image 1), ...
+    for row in range(4):
+        for step in range(3):
+            assert np.abs(t["images"][row, step] - recon[row % 2]).max() <= 1, (row, step)
 
 
 def gen_render(gen, lat):
@@ -50,7 +57,7 @@ def gen_render(gen, lat):
     from dirfind.util.images import to_uint8
 
     with torch.no_grad():
-        return to_uint8(gen.synthesis(torch.from_numpy(lat), "w+"))[0].astype(int)
+        return to_uint8(gen.synthesis(torch.from_numpy(lat), "w+")).astype(int)
 
 
 def test_layer_edits_touch_only_their_layers_and_recipes_round_trip(run, tmp_path):
@@ -67,5 +74,5 @@ def test_layer_edits_touch_only_their_layers_and_recipes_round_trip(run, tmp_pat
     assert space == "w+"
     rec.save(tmp_path / "r.json")
     assert Recipe.load(tmp_path / "r.json") == Recipe((str(d / "b.npz"),), rec.edits)
-    with pytest.raises(BadInputError, match="no direction named"):
+    with pytest.raises(BadInputError, match="no direction is named"):
         apply_recipe(gen, [bank], Recipe((str(d / "b.npz"),), (Edit("smile", 1.0),)), ls)

@@ -149,7 +149,9 @@ def cli() -> None:
 
 #: commands whose work is split over the processes of a ``torchrun`` launch; any other command runs
 #: on rank 0 alone while the other processes wait for its outcome
-DISTRIBUTED = frozenset({"sample", "ganspace", "interfacegan", "traverse", "jacobian", "hessian", "orojar", "evaluate"})
+DISTRIBUTED = frozenset(
+    {"sample", "ganspace", "interfacegan", "traverse", "jacobian", "hessian", "orojar", "evaluate", "project"}
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -66,6 +66,7 @@ def project_cmd(
     """Project images into a generator's latent space (optimisation, as NVIDIA's projector.py)."""
     import numpy as np
 
+    from ..core.dist import is_main
     from ..methods.project import project
     from ..render.images import write_traversal
     from ..util.fileio import check_writable
@@ -77,7 +78,7 @@ def project_cmd(
         check_writable(preview, force)
     gen = open_generator(ckpt, render)
     res = project(gen, list(images), options, mask=mask, skip_bad=skip_bad, out=out, resume=resume, force=force)
-    if preview:
+    if preview and is_main():  # a distributed run: every process has the result, rank 0 writes
         write_traversal(np.stack([res["targets"], res["reconstructions"]], 1), preview, force=force)
     per = res["meta"]["results"]
     lines = [

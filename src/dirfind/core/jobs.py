@@ -349,6 +349,35 @@ class Job:
         ranges = [tuple(r) for r in info["ranges"]]
         return StageState(int(info["pos"]), bool(info["done"]), {}, ranges)
 
+    # ------------------------------------------------------------------ independent units of work
+    def save_unit(self, name: str, pos: int, arrays: dict[str, np.ndarray], done: bool = False) -> None:
+        """Checkpoint unit ``name`` (work no other unit depends on, at step ``pos``): rank 0's goes
+        into ``state.npz``, another process's into its own part file (written once, now)."""
+        if world().is_main or self.folder is None:
+            self.set_stage(name, pos, arrays, done=done)
+            if done and self.folder is not None:
+                self._cleanup.update(self._part_files(name))
+            self.save()
+            return
+        self.set_part(name, [(0, int(pos))], {**arrays, "unit_done": np.asarray(bool(done))})
+        self.save()
+        self.drop_part(name)
+
+    def unit_state(self, name: str) -> StageState | None:
+        """Rank 0: the furthest saved state of unit ``name``, its own or a part any process saved."""
+        best = self._stage(name)
+        for path in [] if self.folder is None else self._part_files(name):
+            meta, arrays = read_meta_npz(path, "dirfind progress part", PART_FORMAT)
+            if json_normal(meta.get("identity")) != self.identity or meta.get("stage") != name:
+                raise BadInputError(f"{path}: a progress part of a different run; remove it or start over")
+            try:
+                pos, done = int(meta["ranges"][0][1]), bool(arrays.pop("unit_done"))
+            except (KeyError, IndexError, TypeError, ValueError):
+                raise BadInputError(f"{path}: malformed progress part; remove it or start over") from None
+            if best is None or (done, pos) > (best.done, best.pos):
+                best = StageState(pos, done, arrays, [(0, pos)])
+        return best
+
     def _resume_local(self, name: str, reducer: Any, start: int, stop: int | None) -> dict[str, Any] | None:
         saved = self._stage(name)
         if saved is not None and stop is not None and not start <= saved.pos <= stop:

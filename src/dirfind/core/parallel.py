@@ -14,6 +14,11 @@ from typing import Any
 import numpy as np
 
 from .dist import broadcast_msg, check_failure, gather_msgs, next_seq, store, world
+from .jobs import StageState
+
+Arrays = dict[str, np.ndarray]
+#: ``fn(name, saved, checkpoint, tick)`` of :func:`run_units`
+UnitFn = Callable[[str, Any, Callable[[int, Arrays], None], Callable[[int], None]], Arrays]
 
 
 def deal(items: list[Any]) -> list[Any]:
@@ -40,6 +45,80 @@ def map_ordered(
         for meta, arrays in got or []:
             if meta["i"] < count:
                 yield meta["i"], arrays
+
+
+def run_units(
+    job: Any, names: list[str], fn: UnitFn, *, sizes: dict[str, int] | None = None, pbar: Any = None
+) -> dict[str, dict[str, np.ndarray]]:
+    """Independent units of work (``names``) as one resumable, distributed job: the units not done
+    are dealt round-robin, ``fn(name, saved, checkpoint, tick)`` computes one from its saved
+    :class:`~dirfind.core.jobs.StageState` (or None), calling ``checkpoint(pos, arrays)`` to save
+    its progress (rank 0 in the state, others in parts) and ``tick(n)`` to advance ``pbar`` (all
+    processes' work; ``sizes``: each unit's total, for the done ones). Every unit's final arrays are
+    returned on every process, in no particular order of computation."""
+    w = world()
+    saved = {n: job.unit_state(n) for n in names} if w.is_main else {}
+    started = [n for n, s in saved.items() if s is not None and not s.done]
+    meta, _ = broadcast_msg({"done": [n for n, s in saved.items() if s is not None and s.done], "started": started})
+    done = set(meta["done"])
+    todo = [n for n in names if n not in done]
+    owner = {n: j % w.size for j, n in enumerate(todo)}
+    for n in meta["started"] if w.distributed else []:  # their saved state to the process that continues them
+        m, arrays = broadcast_msg({"pos": saved[n].pos} if w.is_main else None, saved[n].arrays if w.is_main else None)
+        if owner[n] == w.rank and not w.is_main:
+            saved[n] = StageState(int(m["pos"]), False, arrays)
+    finished = sum((sizes or {}).get(n, 0) for n in done)
+    progress = Progress(finished) if w.distributed else None
+
+    def tick(n: int) -> None:
+        if progress is not None:
+            progress.add(n, pbar)
+            check_failure()
+        elif pbar is not None:
+            pbar.update(n)
+
+    if pbar is not None:
+        pbar.update(finished)
+    results = {}
+    for n in deal(todo):
+
+        def checkpoint(pos: int, arrays: dict[str, np.ndarray], n: str = n) -> None:
+            job.save_unit(n, pos, arrays)
+
+        results[n] = fn(n, saved.get(n), checkpoint, tick)
+        job.save_unit(n, 0, results[n], done=True)
+    if not w.distributed:
+        return {**{n: saved[n].arrays for n in done}, **results}
+    if progress is not None:
+        progress.flush(pbar)
+    _wait_all(f"units/{next_seq()}")  # a process done early waits for the others' last units without a limit
+    got = gather_msgs({"names": list(results)}, _flat(results), dst=0)
+    if w.is_main:
+        for m, arrays in got[1:]:
+            for n, r in _unflat(arrays, m["names"]).items():
+                job.save_unit(n, 0, r, done=True)
+        results = {n: job.unit_state(n).arrays for n in names}
+    _, flat = broadcast_msg({}, _flat(results) if w.is_main else None)
+    return _unflat(flat, names)
+
+
+def _wait_all(key: str) -> None:
+    """Wait until every process has reached this point (polling for failures, no time limit)."""
+    st = store()
+    if st is None:
+        return
+    st.add(key, 1)
+    while int(st.add(key, 0)) < world().size:
+        check_failure()
+        time.sleep(0.05)
+
+
+def _flat(units: dict[str, Arrays]) -> Arrays:
+    return {f"{n}/{k}": v for n, r in units.items() for k, v in r.items()}
+
+
+def _unflat(flat: Arrays, names: list[str]) -> dict[str, Arrays]:
+    return {n: {k[len(n) + 1 :]: v for k, v in flat.items() if k.startswith(n + "/")} for n in names}
 
 
 def on_main(

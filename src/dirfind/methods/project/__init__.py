@@ -2,8 +2,9 @@
 
 ``images`` reads and fits the targets, ``options`` holds :class:`ProjectOptions`, ``inversion`` the
 optimisation loop (NVIDIA ``projector.py``'s), this module runs it over every (image, restart)
-problem as a resumable job, keeps each image's best restart and writes the projection file
-(:mod:`dirfind.core.latentfile`).
+problem as a resumable, distributed job (batches of problems are the units of
+:func:`dirfind.core.parallel.run_units`), keeps each image's best restart and writes the projection
+file (:mod:`dirfind.core.latentfile`).
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import numpy as np
 import torch
 
 from ...bank import generator_identity
+from ...core.dist import world
 from ...core.jobs import Job, resumable
 from ...core.latentfile import write_projection
 from ...core.losses import ReconstructionLoss
+from ...core.parallel import run_units
 from ...generators.base import Generator
 from ...util.images import to_uint8
 from ...util.progress import bar
@@ -57,12 +60,16 @@ def project_targets(
         None if targets.masks is None else torch.from_numpy(targets.masks).to(dev),
     )
     rows = [(i, r) for i in images for r in range(o.restarts)]
-    chunks = [rows[k : k + o.batch_size] for k in range(0, len(rows), o.batch_size)]
-    results = []
+    groups = [rows[k : k + o.batch_size] for k in range(0, len(rows), o.batch_size)]
+    chunks = {f"problems_{c[0][0]}_{c[0][1]}_{len(c)}": c for c in groups}
+
+    def one(name: str, saved: Any, checkpoint: Any, tick: Any) -> dict[str, np.ndarray]:
+        return run_problems(gen, s, loss, chunks[name], o, saved, checkpoint, tick)
+
+    # each chunk of problems is a unit: dealt over the processes of a distributed run, resumable alone
     with bar(total=len(rows) * o.steps, desc="project", unit="step") as pbar:
-        for chunk in chunks:
-            stage = f"problems_{chunk[0][0]}_{chunk[0][1]}_{len(chunk)}"
-            results.append(run_problems(gen, s, loss, chunk, o, job, stage, pbar))
+        done = run_units(job, list(chunks), one, sizes={n: len(c) * o.steps for n, c in chunks.items()}, pbar=pbar)
+    results = [done[name] for name in chunks]
     merged = {k: np.concatenate([r[k] for r in results]) for k in results[0]}
     restart_loss = merged["loss"].reshape(len(images), o.restarts)
     best = restart_loss.argmin(1)
@@ -103,6 +110,8 @@ def project(
         Skip unreadable images with a warning instead of refusing the run.
     out : str or Path, optional
         The projection file; the run checkpoints into ``<out>.progress/`` and ``resume`` continues it.
+        Under torch.distributed the batches of problems are dealt over the processes, every process
+        returns the result and rank 0 writes the file (the same bytes as one process).
 
     Returns
     -------
@@ -119,7 +128,7 @@ def project(
     with resumable(out, identity(gen, o, targets), resume=resume, force=force, every=every) as job:
         res = project_targets(gen, targets, o, job)
         result = _result(gen, o, targets, res)
-        if out is not None:
+        if out is not None and world().is_main:  # every process has the result; rank 0 writes it
             arrays = {k: v for k, v in result.items() if isinstance(v, np.ndarray)}
             for k, v in enumerate(result["noise"] or []):
                 arrays[f"noise{k}"] = v
@@ -132,9 +141,13 @@ def _result(gen: Generator, o: ProjectOptions, targets: Targets, res: dict[str, 
     a, s = res["arrays"], res["setup"]
     s: Setup
     noise = [a[f"noise{k}"] for k in range(len(s.noise_shapes))] or None
+    recon = []
     with torch.no_grad():
-        g = gen.with_noise([torch.from_numpy(n).to(gen.device) for n in noise]) if noise else gen
-        recon = to_uint8(g.synthesis(torch.from_numpy(a["latent"]).to(gen.device), s.space))
+        for i in range(0, len(a["latent"]), o.batch_size):
+            part = slice(i, i + o.batch_size)
+            g = gen.with_noise([torch.from_numpy(n[part]).to(gen.device) for n in noise]) if noise else gen
+            recon.append(to_uint8(g.synthesis(torch.from_numpy(a["latent"][part]).to(gen.device), s.space)))
+    recon = np.concatenate(recon)
     tgt = to_uint8(torch.from_numpy(targets.images))
     terms = [n for n, w in o.loss if w > 0]
     per_image = [

@@ -19,13 +19,14 @@ schedules with the prior's spread, plus ``prior * (mean(z^2) - 1)^2`` keeping z 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...core.jobs import Job
+from ...core.jobs import StageState
 from ...core.losses import ReconstructionLoss, psnr, ssim
 from ...core.optim import adam_arrays, restore_adam
 from ...errors import BadInputError
@@ -131,18 +132,14 @@ def run_problems(
     loss: ReconstructionLoss,
     rows: list[tuple[int, int]],
     o: ProjectOptions,
-    job: Job,
-    stage: str,
-    pbar=None,
+    saved: StageState | None = None,
+    checkpoint: Callable[[int, dict[str, np.ndarray]], None] | None = None,
+    tick: Callable[[int], None] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Optimise the problems ``rows`` (image index, restart) together; checkpoints into ``job`` under
-    ``stage`` every ``checkpoint_steps`` and returns each problem's final latent, noise maps, losses,
+    """Optimise the problems ``rows`` (image index, restart) together, continuing ``saved`` (a
+    checkpoint of the same rows); ``checkpoint(step, arrays)`` every ``checkpoint_steps`` and
+    ``tick(problems)`` after each step. Returns each problem's final latent, noise maps, losses,
     PSNR, SSIM and loss curve (the reconstruction loss at each step, before its update)."""
-    saved = job.stage(stage)
-    if saved is not None and saved.done:
-        if pbar is not None:
-            pbar.update(len(rows) * o.steps)
-        return saved.arrays
     dev = gen.device
     n = len(rows)
     idx = torch.tensor([r[0] for r in rows], device=dev)
@@ -160,20 +157,12 @@ def run_problems(
     history = np.zeros((n, o.steps), np.float32)
     start = 0
     if saved is not None:
-        with torch.no_grad():
-            for k, p in enumerate(params):
-                p.copy_(torch.from_numpy(saved.arrays[f"param{k}"]))
-        restore_adam(opt, params, saved.arrays)
+        _restore(saved, params, opt, history)
         start = saved.pos
-        history[:, :start] = saved.arrays["history"][:, :start]
-        if pbar is not None:
-            pbar.update(n * start)
+        if tick is not None:
+            tick(n * start)
 
-    def checkpoint(pos: int) -> None:
-        arrays = {f"param{k}": p.detach().cpu().numpy() for k, p in enumerate(params)}
-        job.set_stage(stage, pos, {**arrays, **adam_arrays(opt, params), "history": history[:, :pos]})
-        job.save()
-
+    shape = tuple(lat.shape[1:])
     shape = tuple(lat.shape[1:])
     for step in range(start, o.steps):
         lr, factor = schedule(step, o)
@@ -196,15 +185,34 @@ def run_problems(
                 v -= v.mean((1, 2, 3), keepdim=True)
                 v *= v.square().mean((1, 2, 3), keepdim=True).rsqrt()
         history[:, step] = rec.detach().cpu().numpy()
-        if pbar is not None:
-            pbar.update(n)
-        if (step + 1) % o.checkpoint_steps == 0 and step + 1 < o.steps:
-            checkpoint(step + 1)
+        if tick is not None:
+            tick(n)
+        if checkpoint is not None and (step + 1) % o.checkpoint_steps == 0 and step + 1 < o.steps:
+            arrays = {f"param{k}": p.detach().cpu().numpy() for k, p in enumerate(params)}
+            checkpoint(step + 1, {**arrays, **adam_arrays(opt, params), "history": history[:, : step + 1]})
     out = evaluate(gen, s.space, lat.detach(), [v.detach() for v in noises], loss, idx)
     out["history"] = history
-    job.set_stage(stage, o.steps, out, done=True)
-    job.save()
     return out
+
+
+def _restore(saved: StageState, params: list[torch.Tensor], opt: torch.optim.Optimizer, history: np.ndarray) -> None:
+    """Put a checkpoint back (parameters, Adam's state, the loss curve so far); a one-line error if
+    its arrays do not fit these problems."""
+    a = saved.arrays
+    try:
+        if not 0 < saved.pos < history.shape[1] or a["history"].shape != (len(history), saved.pos):
+            raise ValueError(f"step {saved.pos}, loss curve {a['history'].shape}")
+        with torch.no_grad():
+            for k, p in enumerate(params):
+                if a[f"param{k}"].shape != tuple(p.shape):
+                    raise ValueError(f"param{k} of shape {a[f'param{k}'].shape}, expected {tuple(p.shape)}")
+                p.copy_(torch.from_numpy(a[f"param{k}"]))
+        restore_adam(opt, params, a)
+    except (KeyError, ValueError, TypeError, RuntimeError) as e:
+        raise BadInputError(
+            f"saved projection progress does not fit this run ({e}); start over with force=True", param="force"
+        ) from None
+    history[:, : saved.pos] = a["history"]
 
 
 def evaluate(
