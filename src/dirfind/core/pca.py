@@ -1,7 +1,9 @@
-"""Streaming PCA of sample streams: exact (covariance + eigh) and bounded-memory (block Rayleigh-Ritz).
+"""Streaming PCA of sample streams: exact (covariance + eigh), Gram in sample space (n <= D) and
+bounded-memory (block Rayleigh-Ritz); ``auto`` picks the cheapest from n, D and k (:func:`choose_solver`).
 
-Both solvers see the samples only through a :class:`~dirfind.core.sampling.SampleStream`, never
-hold N x D, and checkpoint into a :class:`~dirfind.core.jobs.Job`.
+The solvers see the samples only through a :class:`~dirfind.core.sampling.SampleStream` and
+checkpoint into a :class:`~dirfind.core.jobs.Job`; only ``gram`` holds the n x D samples (n <= D),
+and ``randomized`` keeps them between passes within a memory budget.
 
 ``exact``: one pass accumulates the float64 mean and scatter (:class:`~dirfind.core.reducers.MeanCov`,
 Chan's batch-centred merge), then a symmetric eigensolver gives the top k eigenpairs of the sample

@@ -80,7 +80,7 @@ class GanspaceOptions:
     batch_size: int = option(500, "Samples per generator call.")
     memory_budget: int | None = option(
         None,
-        "Bytes of samples the randomized solver keeps in memory between passes instead of generating them "
+        "Bytes (e.g. 8G) of samples the randomized solver keeps in memory between passes instead of generating them "
         "again (default: half the available memory; 0: regenerate every pass). Results do not depend on it.",
     )
     shard: tuple[int, int] | None = option(None, "Only shard K of N: partial statistics to merge.")
