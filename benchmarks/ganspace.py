@@ -11,6 +11,10 @@ Cases:
                uses its exact solver (float64 covariance + eigh) here.
   dcgan-main2  the real DCGAN's act:main.2 activations (8192-d), as timed in the reference README
                (IPCA took ~290 s on 100k samples there); dirfind uses the randomized solver.
+  e2e          issue 14 target 3: GANSpace end to end (PCA + regression to z) on act:main.0 and
+               act:main.2 at 1e5 samples, dirfind.ganspace with its defaults vs the official
+               pipeline's steps run in the same process at --official-n samples, scaled linearly;
+               the last line printed is the ratio (and the |cos| to the official directions).
 
 Accuracy: the largest principal angle between the top-20 subspaces of the two results, and of
 each against an exact float64 PCA of the same samples: for w512 an independent plain-numpy
@@ -18,7 +22,8 @@ accumulation of raw float64 moments + eigh (untimed); for dcgan-main2 (with --re
 default in --quick) dirfind's exact covariance solver, which costs a D x D covariance and eigh.
 
   python benchmarks/ganspace.py --quick            # minutes: 1e5 x 512 and 6,000 x 8192
-  python benchmarks/ganspace.py                    # full: 1e6 x 512 and 100,000 x 8192 (IPCA ~5 min)
+  python benchmarks/ganspace.py                    # full: 1e6 x 512, 100,000 x 8192 and e2e (~15 min quiet)
+  python benchmarks/ganspace.py --case e2e         # end to end only (official pipeline at 10,000 samples)
   python benchmarks/ganspace.py --case w512 -n 1000000 --json out.json
 """
 
