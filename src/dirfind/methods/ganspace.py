@@ -198,7 +198,7 @@ def plan(gen: Generator, opts: GanspaceOptions | None = None, /, **changes: Any)
         gen, o.n, space, seed=o.seed, stream=STREAMS["samples"], batch_size=o.batch_size, shard=o.shard
     )
     k = check_k(o.k, o.n, stream.dim)
-    solver = choose_solver(o.solver, len(stream), stream.dim, k)
+    solver = choose_solver(o.solver, o.n, stream.dim, k)  # all n samples: every shard chooses alike
     n_reg = regression_samples(o.n, o.n_regression) if fs.is_activation else 0
     lay = _check_layers(gen, fs.latent_space, o.layers)
     samples = stream.identity()
