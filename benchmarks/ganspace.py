@@ -11,6 +11,10 @@ Cases:
                uses its exact solver (float64 covariance + eigh) here.
   dcgan-main2  the real DCGAN's act:main.2 activations (8192-d), as timed in the reference README
                (IPCA took ~290 s on 100k samples there); dirfind uses the randomized solver.
+  e2e          issue 14 target 3: GANSpace end to end (PCA + regression to z) on act:main.0 and
+               act:main.2 at 1e5 samples, dirfind.ganspace with its defaults vs the official
+               pipeline's steps run in the same process at --official-n samples, scaled linearly;
+               the last line printed is the ratio (and the |cos| to the official directions).
 
 Accuracy: the largest principal angle between the top-20 subspaces of the two results, and of
 each against an exact float64 PCA of the same samples: for w512 an independent plain-numpy
@@ -18,7 +22,8 @@ accumulation of raw float64 moments + eigh (untimed); for dcgan-main2 (with --re
 default in --quick) dirfind's exact covariance solver, which costs a D x D covariance and eigh.
 
   python benchmarks/ganspace.py --quick            # minutes: 1e5 x 512 and 6,000 x 8192
-  python benchmarks/ganspace.py                    # full: 1e6 x 512 and 100,000 x 8192 (IPCA ~5 min)
+  python benchmarks/ganspace.py                    # full: 1e6 x 512, 100,000 x 8192 and e2e (~15 min quiet)
+  python benchmarks/ganspace.py --case e2e         # end to end only (official pipeline at 10,000 samples)
   python benchmarks/ganspace.py --case w512 -n 1000000 --json out.json
 """
 
@@ -257,10 +262,100 @@ def environment() -> dict:
     }
 
 
+# ---------------------------------------------------------------------- end to end: PCA + regression
+
+#: The official run's wall times on this machine kind (issue 14; reference README section 2).
+OFFICIAL_S = {"main.0": 322.9, "main.2": 391.7}
+REFERENCE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "ganspace" / "dcgan_ganspace_reference.npz"
+
+
+def official_pipeline(gen, layer: str, n: int, k: int = 80, batch: int = 500, chunk: int = 2000) -> dict:
+    """The official GANSpace computation as the reference run called it (our code, its steps):
+    ``torch.manual_seed(1)`` latents in batches of B = 500, the forward walked up to ``layer``,
+    IncrementalPCA ``partial_fit`` on chunks of NB = max(B, 2000, 3k) rows; then ``linreg_lstsq``:
+    ``torch.manual_seed(3)``, one discarded latent, max(10000, n) fresh samples collected in memory,
+    coordinates ``(x - mean) @ comps.T / stdev`` and ``scipy.linalg.lstsq(gelsd)`` against z, unit rows."""
+    import scipy.linalg
+
+    stop = gen.activation_names().index(layer) + 1
+    net = gen.net.main[:stop]
+    forward = lambda z: net(z.view(-1, gen.z_dim, 1, 1)).reshape(len(z), -1).numpy()  # noqa: E731
+    nb = max(batch, chunk, 3 * k)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        torch.manual_seed(1)
+        ipca, pending, done = IncrementalPCA(n_components=k), [], 0
+        while done < n:
+            pending.append(forward(torch.randn(batch, gen.z_dim)))
+            if sum(len(p) for p in pending) >= nb or done + sum(len(p) for p in pending) >= n:
+                x = np.concatenate(pending)[: min(nb, n - done)]
+                ipca.partial_fit(x)
+                done, pending = done + len(x), []
+        t_pca = time.perf_counter() - t0
+        comps, mean, std = ipca.components_, ipca.mean_, np.sqrt(ipca.explained_variance_)
+        torch.manual_seed(3)
+        torch.randn(1, gen.z_dim)
+        n_reg = max(10_000, n)
+        zs = [torch.randn(batch, gen.z_dim) for _ in range((n_reg + batch - 1) // batch)]
+        x = np.concatenate([forward(z) for z in zs])[:n_reg]
+        z = torch.cat(zs)[:n_reg].numpy()
+        a = (x - mean) @ comps.T / std
+        m = scipy.linalg.lstsq(a, z, lapack_driver="gelsd")[0]
+    lat = m / np.linalg.norm(m, axis=1, keepdims=True)
+    return {"pca_s": t_pca, "total_s": time.perf_counter() - t0, "lat_comp": lat, "n": n, "n_reg": n_reg}
+
+
+def run_e2e(layers: list[str], n: int, official_n: int, device: str) -> list[dict]:
+    """Per layer, interleaved: the official pipeline at ``official_n`` samples, scaled linearly to n
+    (IncrementalPCA's sampling + chunks grow with n, the regression with its max(10000, n) samples), then
+    ``dirfind.ganspace`` end to end at n with its defaults (auto solver, default memory budget,
+    regression over max(10000, n) fresh samples, latent sigma from as many more)."""
+    from dirfind import load_generator
+    from dirfind.methods.ganspace import ganspace
+
+    gen = load_generator("dcgan-digiface", device=device)
+    ref = np.load(REFERENCE)
+    out = []
+    for layer in layers:
+        with Clock() as c_off:
+            off = official_pipeline(gen, layer, official_n)
+        with Clock() as c_df:
+            bank = ganspace(gen, space=f"act:{layer}", n=n, k=80, seed=0)
+        key = layer.replace(".", "")
+        official_dirs = ref[f"{key}_lat_comp"]  # the official run's top 20 at n = 100,000
+        cos = np.abs(np.sum(bank.directions[:10].astype(np.float64) * official_dirs[:10], 1))
+        reg_s = off["total_s"] - off["pca_s"]
+        scaled = off["pca_s"] * n / official_n + reg_s * max(10_000, n) / off["n_reg"]
+        out.append(
+            {
+                "case": f"e2e-{layer}",
+                "n": n,
+                "dirfind_s": round(c_df.wall, 2),
+                "dirfind_solver": bank.info["pca"]["solver"],
+                "dirfind_passes": bank.info["pca"]["passes"],
+                "official_n": official_n,
+                "official_s": round(off["total_s"], 2),
+                "official_pca_s": round(off["pca_s"], 2),
+                "official_regression_n": off["n_reg"],
+                "official_scaled_to_n_s": round(scaled, 1),
+                "speedup_vs_same_run_official": round(scaled / c_df.wall, 2),
+                "speedup_vs_issue_official": round(OFFICIAL_S[layer] / c_df.wall, 2),
+                "abs_cos_top10_vs_official_reference": [round(float(v), 4) for v in cos],
+                "others_cpu_share_official": round(c_off.others_share, 3),
+                "others_cpu_share_dirfind": round(c_df.others_share, 3),
+                "loadavg_1m_after": os.getloadavg()[0],
+            }
+        )
+        print(json.dumps(out[-1]), flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes (1e5 x 512, 6,000 x 8192)")
-    ap.add_argument("--case", choices=["w512", "dcgan-main2", "all"], default="all")
+    ap.add_argument("--case", choices=["w512", "dcgan-main2", "e2e", "all"], default="all")
+    ap.add_argument("--layers", nargs="+", default=["main.0", "main.2"], help="e2e: DCGAN layers")
+    ap.add_argument("--official-n", type=int, default=10_000, help="e2e: samples of the official pipeline's run")
     ap.add_argument("-n", type=int, default=None, help="samples (overrides the case default)")
     ap.add_argument("-k", type=int, default=80, help="components (GANSpace default 80)")
     ap.add_argument("--batch", type=int, default=2000, help="rows per estimator call (GANSpace NB = 2000)")
@@ -278,7 +373,15 @@ def main() -> None:
         n = args.n or (6_000 if args.quick else 100_000)
         results["cases"].append(run_dcgan(n, args.k, args.batch, args.reference or args.quick, args.device))
         print(json.dumps(results["cases"][-1], indent=1), flush=True)
+    e2e = []
+    if args.case in ("e2e", "all"):
+        n = args.n or (20_000 if args.quick else 100_000)
+        official_n = min(args.official_n, n) if not args.quick else min(args.official_n, 4_000)
+        e2e = run_e2e(args.layers, n, official_n, args.device)
+        results["cases"] += e2e
     for c in results["cases"]:
+        if c["case"].startswith("e2e"):
+            continue
         print(
             f"{c['case']:12s} n={c['n']:>8,} D={c['dim']:>5}: IncrementalPCA {c['ipca_s']:8.1f} s, "
             f"dirfind {c['dirfind_s']:7.2f} s ({c['dirfind_solver']}, {c['dirfind_passes']} pass(es)) -> "
@@ -290,6 +393,24 @@ def main() -> None:
         )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
+    for c in e2e:
+        print(
+            f"{c['case']}: dirfind {c['dirfind_s']:.1f} s end to end at n={c['n']:,} ({c['dirfind_solver']}, "
+            f"{c['dirfind_passes']} passes); official pipeline {c['official_s']:.1f} s at n={c['official_n']:,} "
+            f"-> {c['official_scaled_to_n_s']:.0f} s scaled linearly; issue figure {OFFICIAL_S[c['case'][4:]]} s; "
+            f"|cos| top-10 vs official reference {min(c['abs_cos_top10_vs_official_reference']):.3f}..."
+            f"{max(c['abs_cos_top10_vs_official_reference']):.3f}"
+        )
+    if e2e:
+        print(
+            "ratio (official / dirfind, end to end): "
+            + "; ".join(
+                f"{c['case'][4:]} {c['speedup_vs_same_run_official']:.1f}x vs the same run's official "
+                f"(scaled), {c['speedup_vs_issue_official']:.1f}x vs the issue's {OFFICIAL_S[c['case'][4:]]} s; "
+                f"top-1 |cos| {c['abs_cos_top10_vs_official_reference'][0]:.3f}"
+                for c in e2e
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -181,3 +181,25 @@ def kill_midway(
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+class LatentOnlyGenerator:
+    """Mixin for toy generators in tests that define only ``embed`` (and maybe ``synthesis``): the
+    rest of the adapter interface, refused. Put it before ``Generator`` in the bases."""
+
+    @classmethod
+    def accepts(cls, ck):
+        return False
+
+    @classmethod
+    def from_checkpoint(cls, ck, entry=None):
+        raise NotImplementedError
+
+    def latent_readers(self, layers=None):
+        return []
+
+    def activation_names(self):
+        return []
+
+    def activation(self, latent, space, name):
+        raise NotImplementedError

@@ -87,6 +87,55 @@ def test_activations_stop_at_layer(dcgan):
         dcgan.activation(z, "z", "main.99")
 
 
+def _full_forward_outputs(gen, z) -> dict[str, torch.Tensor]:
+    """Every module's output during one full synthesis (forward hooks on the network itself)."""
+    seen: dict[str, torch.Tensor] = {}
+    hooks = [
+        m.register_forward_hook(lambda mod, inp, out, name=name: seen.__setitem__(name, out.clone()))
+        for name, m in zip(gen.activation_names(), gen.net.main, strict=True)
+    ]
+    try:
+        with torch.no_grad():
+            gen(z)
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen
+
+
+@pytest.mark.parametrize("biased", [False, True])
+def test_truncated_forward_equals_the_full_forwards_activation(dcgan, tmp_path, biased):
+    """activation() (the first ConvT as a matmul with the BatchNorm folded in, then the layers up to
+    the requested one) equals that layer's output in the full network's forward, and runs nothing after it."""
+    gen = dcgan
+    if biased:
+        torch.manual_seed(1)
+        ref = nn.Sequential(
+            nn.ConvTranspose2d(8, 16, 4, 1, 0, bias=True), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.ConvTranspose2d(16, 1, 4, 2, 1, bias=True), nn.Tanh(),
+        )  # fmt: skip
+        with torch.no_grad():
+            ref[1].running_mean.normal_()
+            ref[1].running_var.uniform_(0.5, 2)
+            ref[1].weight.uniform_(0.5, 2)
+            ref[1].bias.normal_()
+        torch.save(ref.state_dict(), tmp_path / "b.pt")
+        gen = load_generator(str(tmp_path / "b.pt"))
+    z = gen.z_from_seeds(list(range(6)))
+    full = _full_forward_outputs(gen, z)
+    for i, name in enumerate(gen.activation_names()):
+        later = gen.net.main[i + 1 :]
+        hooks = [m.register_forward_pre_hook(lambda *a: pytest.fail("a later layer ran")) for m in later]
+        try:
+            with torch.no_grad():
+                act = gen.activation(z, "z", name)
+        finally:
+            for h in hooks:
+                h.remove()
+        scale = float(full[name].abs().max())
+        torch.testing.assert_close(act, full[name], rtol=0, atol=2e-6 * max(scale, 1.0))
+
+
 def test_latent_weights_reproduce_first_layer(dcgan):
     ((name, a),) = dcgan.latent_weights().items()
     z = dcgan.z_from_seeds([5, 6])

@@ -17,7 +17,7 @@ from dirfind.core.reducers import MeanCov
 from dirfind.errors import BadInputError
 from dirfind.generators.base import Generator
 from dirfind.methods.ganspace import LatentRegression, ganspace
-from helpers import kill_midway
+from helpers import LatentOnlyGenerator, kill_midway
 
 
 def _z(seed: int, stream: int, n: int, dim: int = 100) -> np.ndarray:
@@ -62,7 +62,7 @@ def ref(fixtures):
 @pytest.fixture(scope="module")
 def main2_bank(dcgan):
     """act:main.2, 2000 samples, randomized solver (D = 8192), regression over 3000 fresh samples."""
-    return ganspace(dcgan, space="act:main.2", n=2000, k=40, seed=0, n_regression=3000)
+    return ganspace(dcgan, space="act:main.2", n=2000, k=40, seed=0, n_regression=3000, solver="randomized")
 
 
 def test_activation_components_equal_an_independent_pca(dcgan, main2_bank):
@@ -222,7 +222,7 @@ class _Boom(Exception):
 
 @pytest.mark.parametrize("fail_at", ["pass", "regression"])
 def test_interrupted_run_resumes_to_the_identical_bank(dcgan, monkeypatch, tmp_path, fail_at):
-    opts = dict(space="act:main.2", n=1500, k=10, seed=3, batch_size=250, n_regression=1000)
+    opts = dict(space="act:main.2", n=1500, k=10, seed=3, batch_size=250, n_regression=1000, solver="randomized")
     full = ganspace(dcgan, **opts)
     cls = BlockProduct if fail_at == "pass" else LatentRegression
     orig = cls.update
@@ -261,6 +261,45 @@ def test_cli_run_killed_midway_resumes_to_the_identical_bank(cli, tmp_path):
         np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
 
 
+def test_samples_kept_in_memory_give_the_bank_regenerated_ones_give(dcgan, monkeypatch):
+    """The randomized solver's later passes read the kept samples (no generator calls) and the bank
+    is bitwise the same as with every pass regenerating them, or with only part of them kept."""
+    opts = dict(space="act:main.2", n=1000, k=6, seed=3, batch_size=250, n_regression=200, solver="randomized")
+    forwards = {"n": 0}
+    orig = type(dcgan).activation
+
+    def counting(self, latent, space, name):
+        forwards["n"] += len(latent)
+        return orig(self, latent, space, name)
+
+    monkeypatch.setattr(type(dcgan), "activation", counting)
+    runs = {}
+    for budget in (0, 2 * 250 * (8192 + 100) * 4, None):  # regenerate / keep 2 of 4 batches / default
+        forwards["n"] = 0
+        runs[budget] = (ganspace(dcgan, memory_budget=budget, **opts), forwards["n"])
+    (again, n_again), (part, n_part), (kept, n_kept) = runs.values()
+    passes = again.info["pca"]["passes"]
+    assert passes >= 3 and kept.info["pca"]["passes"] == passes
+    assert n_again - n_kept == 1000 * (passes - 1) and n_again - n_part == 500 * (passes - 1)
+    for bank in (part, kept):
+        for key in ("directions", "scales", "scores", "mean"):
+            np.testing.assert_array_equal(getattr(bank, key), getattr(again, key))
+        np.testing.assert_array_equal(bank.extras["act_components"], again.extras["act_components"])
+
+
+def test_memory_budget_flag_takes_sizes(cli, tmp_path):
+    from dirfind.cli.ganspace import ByteSize
+
+    assert [ByteSize().convert(v, None, None) for v in ("0", "4096", "512M", "1.5G", "8GiB", "2gb")] == [
+        0, 4096, 512 * 2**20, 3 * 2**29, 8 * 2**30, 2 * 2**30
+    ]  # fmt: skip
+    args = ["ganspace", "--ckpt", "dcgan-digiface", "--space", "act:main.0", "-n", "300", "-k", "4"]
+    r = cli(*args, "--regression-n", "300", "--solver", "randomized", "--memory-budget", "0", "--out", "a.npz")
+    assert r.code == 0, r
+    r = cli(*args, "--memory-budget", "lots")
+    assert r.code != 0 and "--memory-budget" in r.err and "Traceback" not in r.err
+
+
 def test_rank_deficient_activations_keep_only_real_components(dcgan):
     """main.0 is linear in the 100-d z: asking for 120 components yields the 100 that exist."""
     bank = ganspace(dcgan, space="act:main.0", n=600, k=120, seed=0, n_regression=600)
@@ -288,7 +327,7 @@ def test_bad_options_are_one_line_errors(dcgan, cli):
 # ---------------------------------------------------------------------- W space (style-based families)
 
 
-class _ToyStyle(Generator):
+class _ToyStyle(LatentOnlyGenerator, Generator):
     """A minimal style-based generator (fixed random mapping, linear synthesis) to exercise the
     W-space path until a real StyleGAN2 fixture is available."""
 
@@ -314,23 +353,6 @@ class _ToyStyle(Generator):
             self.embed(latent, "w+") if space == "z" else latent if space == "w+" else latent[:, None].expand(-1, 4, -1)
         )
         return torch.tanh(torch.einsum("nld,ldp->np", wp, self.s)).view(-1, 1, 4, 4)
-
-    @classmethod
-    def accepts(cls, ck):
-        return False
-
-    @classmethod
-    def from_checkpoint(cls, ck, entry=None):
-        raise NotImplementedError
-
-    def latent_readers(self, layers=None):
-        return []
-
-    def activation_names(self):
-        return []
-
-    def activation(self, latent, space, name):
-        raise NotImplementedError
 
 
 def test_w_space_pca_and_layered_bank():

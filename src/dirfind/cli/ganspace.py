@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import click
+
 from ..methods.ganspace import GanspaceOptions
 from ._options import (
     IndexSpec,
@@ -21,6 +23,27 @@ from ._options import (
 from ._options import seed as global_seed
 from ._output import bank_text, emit
 
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+class ByteSize(click.ParamType):
+    """A byte count: 0, 4000000000, 512M, 8G, 1.5GB, 8GiB (binary units)."""
+
+    name = "SIZE"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().upper().removesuffix("IB").removesuffix("B")
+        unit = text[-1:] if text[-1:] in _UNITS else ""
+        try:
+            number = float(text[: len(text) - len(unit)])
+        except ValueError:
+            number = -1.0
+        if not number >= 0:
+            self.fail(f"{value!r} is not a size (e.g. 0, 512M, 8G)", param, ctx)
+        return int(number * _UNITS[unit])
+
 
 @command("ganspace")
 @ckpt_option()
@@ -33,6 +56,7 @@ from ._output import bank_text, emit
 @option_from(GanspaceOptions, "max_passes", "--max-passes", type=int)
 @option_from(GanspaceOptions, "n_regression", "--regression-n", type=int)
 @option_from(GanspaceOptions, "batch_size", "--batch-size", type=int)
+@option_from(GanspaceOptions, "memory_budget", "--memory-budget", type=ByteSize())
 @render_options
 @resume_options()
 @out_option("directions.npz", "Where to write the bank (or the shard's partial statistics with --shard).")

@@ -1,7 +1,9 @@
-"""Streaming PCA of sample streams: exact (covariance + eigh) and bounded-memory (block Rayleigh-Ritz).
+"""Streaming PCA of sample streams: exact (covariance + eigh), Gram in sample space (n <= D) and
+bounded-memory (block Rayleigh-Ritz); ``auto`` picks the cheapest from n, D and k (:func:`choose_solver`).
 
-Both solvers see the samples only through a :class:`~dirfind.core.sampling.SampleStream`, never
-hold N x D, and checkpoint into a :class:`~dirfind.core.jobs.Job`.
+The solvers see the samples only through a :class:`~dirfind.core.sampling.SampleStream` and
+checkpoint into a :class:`~dirfind.core.jobs.Job`; only ``gram`` holds the n x D samples (n <= D),
+and ``randomized`` keeps them between passes within a memory budget.
 
 ``exact``: one pass accumulates the float64 mean and scatter (:class:`~dirfind.core.reducers.MeanCov`,
 Chan's batch-centred merge), then a symmetric eigensolver gives the top k eigenpairs of the sample
@@ -32,12 +34,19 @@ from ..util.progress import log, warn
 from .dist import all_reduce
 from .jobs import Job
 from .parallel import on_main
-from .reducers import MeanCov, pooled_mean, saved_arrays
+from .reducers import Collector, MeanCov, pooled_mean, saved_arrays
 from .sampling import Batch, SampleStream, reduce_stream
 
-SOLVERS = ("auto", "exact", "randomized")
-#: ``auto`` uses the exact solver up to this dimension (a 32 MB covariance).
+SOLVERS = ("auto", "exact", "randomized", "gram")
+#: Above this dimension the exact solver asks the eigensolver for the top k only.
 EXACT_MAX_DIM = 2048
+#: ``auto``'s cost model: passes the randomized solver is assumed to need (5-6 measured on DCGAN
+#: ``main.2``, 2 on rank-deficient data) and the cost of a symmetric eigensolve of size m, in
+#: units of float32 GEMM flops (tridiagonalisation is memory-bound: ~25 s for m = 8192 here).
+RANDOMIZED_PASSES = 6
+EIGH_COST = 5.0
+#: The gram solver centres and multiplies this many feature columns at a time (float32 blocks).
+GRAM_COLUMNS = 1024
 
 
 @dataclass
@@ -66,12 +75,28 @@ def fix_signs(vecs: np.ndarray) -> np.ndarray:
     return vecs * np.sign(vecs[np.arange(len(vecs)), pivot])[:, None]
 
 
-def choose_solver(solver: str, dim: int) -> str:
+def solver_costs(n: int, dim: int, k: int) -> dict[str, float]:
+    """Estimated cost (float32 GEMM flops) of each solver that applies to n samples of dimension
+    ``dim`` and k components (see :func:`choose_solver`)."""
+    costs = {"exact": 2.0 * n * dim * dim + EIGH_COST * float(dim) ** 3}  # float64 dsyrk: half the rate
+    if 2 * k <= dim:
+        costs["randomized"] = RANDOMIZED_PASSES * 4.0 * n * dim * block_width(k, dim)
+    if n <= dim:
+        costs["gram"] = float(n) * n * dim + EIGH_COST * float(n) ** 3
+    return costs
+
+
+def choose_solver(solver: str, n: int, dim: int, k: int) -> str:
+    """``solver``, or for ``auto`` the cheapest by :func:`solver_costs`: one exact covariance pass
+    (n D^2) + eigh (D^3); the n x n Gram matrix in sample space when n <= D (n^2 D + n^3);
+    about six randomized passes of two thin products (24 n D l, l = block width). The choice
+    depends on n, D and k only (not on the memory), so a resumed run makes the same one."""
     if solver not in SOLVERS:
         raise BadInputError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}", param="solver")
-    if solver == "auto":
-        return "exact" if dim <= EXACT_MAX_DIM else "randomized"
-    return solver
+    if solver != "auto":
+        return solver
+    costs = solver_costs(n, dim, k)
+    return min(costs, key=costs.__getitem__)
 
 
 def check_k(k: int, n: int, dim: int) -> int:
@@ -123,6 +148,56 @@ def _encode_pca(p: PCAResult) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 def _decode_pca(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> PCAResult:
     a = arrays
     return PCAResult(a["components"], a["variances"], meta["total_variance"], a["mean"], meta["n"], meta["info"])
+
+
+# ---------------------------------------------------------------------- gram (sample space, n <= D)
+
+
+def gram_pca(stream: SampleStream, k: int, *, job: Job | None = None, desc: str = "pca") -> PCAResult:
+    """Exact PCA through the n x n Gram matrix of the centred samples (for n <= D): one pass
+    collects the samples (n D float32 in memory), then ``Xc Xcᵀ = V Λ Vᵀ`` gives the components
+    ``Xcᵀ v / sqrt(λ)`` and the variances ``λ / (n - 1)`` (the eigensolve on rank 0 alone)."""
+    col = reduce_stream(
+        stream, Collector(stream.start, stream.stop, {"x": (stream.dim,)}), job=job, stage="gram", desc=desc
+    )
+    return on_main(lambda: pca_from_samples(col.data["x"], k), _encode_pca, _decode_pca)
+
+
+def pca_from_samples(x: np.ndarray, k: int) -> PCAResult:
+    """Top-k PCA of the rows of ``x`` (n, D) from their Gram matrix: each block of
+    :data:`GRAM_COLUMNS` features is centred in float64, multiplied in float32 (``ssyrk``) and
+    added into the float64 Gram matrix; the components are formed in float64."""
+    from scipy.linalg.blas import ssyrk
+
+    n, dim = x.shape
+    k = min(k, n)
+    mean = x.mean(0, dtype=np.float64)
+    gram = np.zeros((n, n), order="F")
+    total = 0.0
+    for j in range(0, dim, GRAM_COLUMNS):
+        xc = (x[:, j : j + GRAM_COLUMNS] - mean[j : j + GRAM_COLUMNS]).astype(np.float32)
+        gram += ssyrk(1.0, xc.T, trans=1, lower=0)  # upper triangle of xc xcᵀ (Fortran order)
+        total += float(np.einsum("ij,ij->", xc, xc, dtype=np.float64))
+    gram = np.triu(gram) + np.triu(gram, 1).T
+    if 4 * k > n:
+        vals, vecs = scipy.linalg.eigh(gram)
+    else:
+        vals, vecs = scipy.linalg.eigh(gram, subset_by_index=[n - k, n - 1], driver="evr")
+    order = np.argsort(-vals, kind="stable")[:k]
+    vals, vecs = np.clip(vals[order], 0.0, None), vecs[:, order]
+    comps = np.empty((k, dim))
+    for j in range(0, dim, GRAM_COLUMNS):
+        comps[:, j : j + GRAM_COLUMNS] = vecs.T @ (x[:, j : j + GRAM_COLUMNS] - mean[j : j + GRAM_COLUMNS])
+    norms = np.linalg.norm(comps, axis=1)
+    comps = np.divide(comps, norms[:, None], out=np.zeros_like(comps), where=norms[:, None] > 0)
+    return PCAResult(
+        components=fix_signs(comps),
+        variances=vals / (n - 1),
+        total_variance=total / (n - 1),
+        mean=mean,
+        n=n,
+        info={"solver": "gram", "passes": 1},
+    )
 
 
 # ---------------------------------------------------------------------- randomized (block Rayleigh-Ritz)
@@ -333,12 +408,23 @@ def streaming_pca(
     tol: float = 1e-4,
     max_passes: int = 25,
     width: int | None = None,
+    memory_budget: int = 0,
     desc: str = "pca",
 ) -> PCAResult:
-    """Top-k PCA of every sample in ``stream`` with the chosen solver (``auto``: exact up to
-    D = 2048, randomized above)."""
+    """Top-k PCA of every sample in ``stream`` with the chosen solver (``auto``: see
+    :func:`choose_solver`). The randomized solver keeps up to ``memory_budget`` bytes of samples
+    in memory between its passes instead of generating them again."""
     k = check_k(k, len(stream), stream.dim)
-    solver = choose_solver(solver, stream.dim)
+    solver = choose_solver(solver, len(stream), stream.dim, k)
     if solver == "exact":
         return exact_pca(stream, k, job=job, desc=desc)
-    return randomized_pca(stream, k, job=job, tol=tol, max_passes=max_passes, width=width, seed=stream.seed, desc=desc)
+    if solver == "gram":
+        return gram_pca(stream, k, job=job, desc=desc)
+    if memory_budget > 0:
+        stream.keep_in_memory(memory_budget)
+    try:
+        return randomized_pca(
+            stream, k, job=job, tol=tol, max_passes=max_passes, width=width, seed=stream.seed, desc=desc
+        )
+    finally:
+        stream.keep_in_memory(0)

@@ -169,6 +169,9 @@ class SampleStream:
             raise BadInputError(f"shard {shard[0]}/{shard[1]} of {n} samples is empty; use fewer shards", param="shard")
         self.space = feature_space(gen, space, latent_space)
         self._shape: tuple[int, ...] | None = None
+        self._kept: dict[int, Batch] | None = None
+        self.kept_bytes = 0
+        self._budget = 0
 
     def __len__(self) -> int:
         return self.stop - self.start
@@ -220,10 +223,33 @@ class SampleStream:
         with torch.inference_mode():
             return self.gen.activation(latent, self.space.latent_space, self.space.name).float()
 
+    def sample_bytes(self) -> int:
+        """Memory one sample's batch tensors take (z, latent, features; float32 or the generator's dtype)."""
+        item = torch.empty((), dtype=self.gen.dtype).element_size()
+        lat = int(np.prod(self.gen.latent_shape(self.space.latent_space)))
+        return 4 * self.dim + item * (self.gen.z_dim + (lat if self.space.latent_space != "z" else 0))
+
+    def keep_in_memory(self, budget: int) -> bool:
+        """Keep the batches this process computes, up to ``budget`` bytes, so that later passes
+        over the same samples (a multi-pass solver) read them instead of running the generator
+        again; the kept batches are the very tensors first computed, so results do not change.
+        Returns whether all of this stream's samples fit; a budget of 0 drops what is kept."""
+        self._kept, self.kept_bytes, self._budget = ({} if budget > 0 else None), 0, int(budget)
+        return len(self) * self.sample_bytes() <= self._budget
+
     def batch(self, start: int, stop: int) -> Batch:
         """The batch of samples ``start .. stop-1`` (any range, not only this stream's batches)."""
+        kept = self._kept.get(start) if self._kept is not None else None
+        if kept is not None and kept.stop == stop:
+            return kept
         z, lat = self.embed(draw_z(self.gen, start, stop, self.seed, self.stream))
-        return Batch(start, stop, z, lat, self.features(lat))
+        b = Batch(start, stop, z, lat, self.features(lat))
+        if self._kept is not None and start not in self._kept:
+            size = sum({t.data_ptr(): t.nbytes for t in (b.z, b.latent, b.x)}.values())
+            if self.kept_bytes + size <= self._budget:
+                self._kept[start] = b
+                self.kept_bytes += size
+        return b
 
     def batches(self, start: int | None = None) -> Iterator[Batch]:
         """Batches from ``start`` (default: the stream's start) to the end of the stream."""

@@ -190,10 +190,30 @@ class DCGANGenerator(Generator):
     def activation(self, latent: torch.Tensor, space: str, name: str) -> torch.Tensor:
         self.check_space(space)
         stop = self._names.index(self.check_activation(name))
-        x = latent.reshape(-1, self.z_dim, 1, 1)
-        for module in self.net.main[: stop + 1]:
-            x = module(x)
+        main = self.net.main
+        bn = main[1] if len(main) > 1 else None
+        fold = stop >= 1 and isinstance(bn, nn.BatchNorm2d) and not bn.training and bn.running_var is not None
+        x = _dense(main[0], latent.reshape(-1, self.z_dim), main[1] if fold else None)
+        for module in main[2 if fold else 1 : stop + 1]:
+            x = torch.relu_(x) if isinstance(module, nn.ReLU) else module(x)
         return x
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "ngf": self.ngf}
+
+
+def _dense(conv: nn.ConvTranspose2d, z: torch.Tensor, bn: nn.BatchNorm2d | None = None) -> torch.Tensor:
+    """The first ConvT on the 1x1 latent as the matmul it is (output pixel (y, x) reads kernel tap
+    (y, x)), with an eval-mode BatchNorm after it folded into the weight and shift: several times
+    faster on a CPU than the transposed convolution, the same values to float32 rounding. Only the
+    activation path uses it (images render through the network itself)."""
+    w = conv.weight  # (nz, C, k, k)
+    shift = conv.bias if conv.bias is not None else torch.zeros(w.shape[1], dtype=w.dtype, device=w.device)
+    if bn is not None:
+        scale = (
+            bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else 1 / torch.sqrt(bn.running_var + bn.eps)
+        )
+        w = w * scale[:, None, None]
+        shift = (shift - bn.running_mean) * scale + (bn.bias if bn.affine else 0)
+    y = torch.addmm(shift.repeat_interleave(w.shape[2] * w.shape[3]), z.to(w.dtype), w.reshape(w.shape[0], -1))
+    return y.reshape(len(z), *w.shape[1:])

@@ -36,6 +36,7 @@ import torch
 from ..bank import DirectionBank, checkpoint_of, generator_identity
 from ..core.dist import all_reduce, is_main
 from ..core.jobs import Job, json_normal, resumable
+from ..core.memory import memory_budget
 from ..core.pca import SOLVERS, PCAResult, check_k, choose_solver, pca_from_cov, streaming_pca
 from ..core.reducers import MeanCov, saved_arrays
 from ..core.sampling import STREAMS, Batch, SampleStream, feature_space, reduce_stream
@@ -68,7 +69,7 @@ class GanspaceOptions:
     solver: str = option(
         "auto",
         "exact: float64 covariance + eigh (D^2 memory); randomized: block Rayleigh-Ritz passes (O(D k) memory); "
-        "auto: exact up to D=2048.",
+        "gram: n x n Gram matrix in sample space (n <= D; n D memory); auto: the cheapest for n, D and k.",
         choices=SOLVERS,
     )
     tol: float = option(1e-4, "Randomized solver: residual tolerance.")
@@ -77,6 +78,11 @@ class GanspaceOptions:
         None, "Fresh samples for regressing activation components to the latent (default max(10000, n))."
     )
     batch_size: int = option(500, "Samples per generator call.")
+    memory_budget: int | None = option(
+        None,
+        "Bytes (e.g. 8G) of samples the randomized solver keeps in memory between passes instead of generating them "
+        "again (default: half the available memory; 0: regenerate every pass). Results do not depend on it.",
+    )
     shard: tuple[int, int] | None = option(None, "Only shard K of N: partial statistics to merge.")
     width: int | None = None  # randomized solver block width (default 2k)
     seed: int = 0
@@ -87,6 +93,8 @@ class GanspaceOptions:
         object.__setattr__(self, "shard", check_shard(self.shard))
         if not (self.tol > 0 and self.max_passes >= 1):
             raise BadInputError("tol must be > 0 and max_passes >= 1", param=("tol", "max_passes"))
+        if self.memory_budget is not None and self.memory_budget < 0:
+            raise BadInputError(f"memory_budget must be >= 0 bytes, got {self.memory_budget}", param="memory_budget")
 
 
 def default_space(gen: Generator) -> str:
@@ -191,7 +199,7 @@ def plan(gen: Generator, opts: GanspaceOptions | None = None, /, **changes: Any)
         gen, o.n, space, seed=o.seed, stream=STREAMS["samples"], batch_size=o.batch_size, shard=o.shard
     )
     k = check_k(o.k, o.n, stream.dim)
-    solver = choose_solver(o.solver, stream.dim)
+    solver = choose_solver(o.solver, o.n, stream.dim, k)  # all n samples: every shard chooses alike
     n_reg = regression_samples(o.n, o.n_regression) if fs.is_activation else 0
     lay = _check_layers(gen, fs.latent_space, o.layers)
     samples = stream.identity()
@@ -241,7 +249,8 @@ def ganspace(
     opts : GanspaceOptions, optional
         ``space`` (``w``, ``z`` or ``act:NAME``; default w for style families, else the family's
         preferred activation), ``n`` samples (stream 0 of ``seed``), ``k`` components, ``solver``
-        (``auto|exact|randomized``), ``n_regression`` fresh samples (stream 1) for the regression of
+        (``auto|exact|randomized|gram``), ``memory_budget`` bytes of samples kept between
+        randomized passes, ``n_regression`` fresh samples (stream 1) for the regression of
         activation components to the latent, ``layers`` the bank edits; keyword ``changes``
         override its fields.
     out : str or Path, optional
@@ -269,7 +278,10 @@ def ganspace(
 
 def _run(gen: Generator, p: Plan, job: Job) -> DirectionBank:
     o = p.opts
-    pca = streaming_pca(p.stream, p.k, solver=p.solver, job=job, tol=o.tol, max_passes=o.max_passes, width=o.width)
+    budget = memory_budget(o.memory_budget, gen.device)
+    pca = streaming_pca(
+        p.stream, p.k, solver=p.solver, job=job, tol=o.tol, max_passes=o.max_passes, width=o.width, memory_budget=budget
+    )
     return finish(gen, p, pca, job=job)
 
 
