@@ -12,8 +12,12 @@ rounds, best of ``--repeats`` after one warm-up call (dirfind's warm-up includes
 measurement; printed). Prints images/s, the max abs difference of the outputs, and as its last
 line the ratios: dirfind batch 32 / NVIDIA batch 32 and dirfind batch 32 / dirfind batch 1.
 
-  python benchmarks/render.py --quick       # 256 px, channel_base 4096 (16x fewer FLOPs), ~2-3 min
-  python benchmarks/render.py               # 256 px, channel_base 16384 (paper256 / ffhqu-256 sizes)
+  python benchmarks/render.py --quick   # 256 px, narrow (SG2 channel_base/max 2048/256, SG3 512/64), 1 round
+  python benchmarks/render.py           # 256 px, channel_base 16384, channel_max 512 (paper256 / ffhqu-256)
+
+The quick sizes keep every layer and resolution of the 256 px networks but far fewer channels; on a
+quiet 2-core CPU they take a few minutes, the full sizes much longer (StyleGAN3 materialises its 4x
+upsampled activations).
 """
 
 from __future__ import annotations
@@ -66,7 +70,8 @@ def reference_code(root: str):
 
 def _randomise(net: torch.nn.Module, seed: int) -> None:
     """Seeded weights on top of the reference's init: nonzero noise strengths and biases, so every
-    term of the synthesis is exercised."""
+    term of the synthesis is exercised, and StyleGAN2 to-RGB weights scaled down so the images stay
+    near a trained model's range (the 1e-4 agreement is then not a relative 4e-6)."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in net.named_parameters():
@@ -74,20 +79,32 @@ def _randomise(net: torch.nn.Module, seed: int) -> None:
                 p.fill_(0.1)
             elif name.endswith("bias") and not name.endswith("affine.bias"):
                 p.copy_(0.1 * torch.randn(p.shape, generator=gen))
+            elif ".torgb." in name and name.endswith("weight") and "affine" not in name:
+                p.mul_(0.25)  # images in about a trained model's range, not +-20
         for name, b in net.named_buffers():
             if name.endswith("noise_const"):
                 b.copy_(torch.randn(b.shape, generator=gen))
 
 
-def make_pair(family: str, res: int, cbase: int, a: argparse.Namespace) -> tuple:
+#: (channel_base, channel_max) per family for --quick; the full run uses (16384, 512) for both
+QUICK_SIZES = {"sg2": (2048, 256), "sg3": (512, 64)}
+
+
+def sizes(family: str, a: argparse.Namespace) -> tuple[int, int]:
+    """(channel_base, channel_max) of ``family`` in this run."""
+    return a.channel_base or QUICK_SIZES[family][0], a.channel_max or QUICK_SIZES[family][1]
+
+
+def make_pair(family: str, res: int, a: argparse.Namespace) -> tuple:
     """(NVIDIA generator, dirfind adapter, kwargs) with identical weights."""
+    cbase, cmax = sizes(family, a)
     torch.manual_seed(a.seed)
     if family == "sg2":
         kw = {
             "z_dim": 512, "w_dim": 512, "c_dim": 0, "img_resolution": res, "img_channels": 3,
             "mapping_kwargs": {"num_layers": 8},
             "synthesis_kwargs": {
-                "channel_base": cbase, "channel_max": a.channel_max, "num_fp16_res": 4, "conv_clamp": 256,
+                "channel_base": cbase, "channel_max": cmax, "num_fp16_res": 4, "conv_clamp": 256,
             },
         }  # fmt: skip
         with reference_code(a.sg2_ref):
@@ -101,7 +118,7 @@ def make_pair(family: str, res: int, cbase: int, a: argparse.Namespace) -> tuple
     else:
         kw = {
             "z_dim": 512, "w_dim": 512, "c_dim": 0, "img_resolution": res, "img_channels": 3,
-            "mapping_kwargs": {"num_layers": 2}, "channel_base": cbase, "channel_max": a.channel_max,
+            "mapping_kwargs": {"num_layers": 2}, "channel_base": cbase, "channel_max": cmax,
             "conv_kernel": 3, "use_radial_filters": False,
         }  # fmt: skip
         with reference_code(a.sg3_ref):
@@ -124,7 +141,7 @@ def _timed(fn, ws: torch.Tensor) -> tuple[float, torch.Tensor]:
 
 
 def bench_family(family: str, a: argparse.Namespace, log) -> dict:
-    ref, ours, kw = make_pair(family, a.resolution, a.channel_base, a)
+    ref, ours, kw = make_pair(family, a.resolution, a)
     params = sum(p.numel() for p in ours.parameters())
     gen = torch.Generator().manual_seed(a.seed + 1)
     with torch.no_grad():
@@ -152,10 +169,10 @@ def bench_family(family: str, a: argparse.Namespace, log) -> dict:
     diff1 = (out[("dirfind", 1)] - out[("nvidia", 1)]).abs().max().item()
     rows = {f"{n}_b{b}": 1 / s for (n, b), s in best.items()}
     picks = measured.choices()
-    n_fused = sum(1 for k, v in picks.items() if k[3][0] == a.batch and v == 0)
-    n_all = sum(1 for k in picks if k[3][0] == a.batch)
+    modconv = {k: v for k, v in picks.items() if k[3][0] == a.batch and k[5] in ("sg2", "sg3")}
+    n_fused, n_all = sum(1 for v in modconv.values() if v == 0), len(modconv)
     return {
-        "family": family, "parameters": params, "images_per_s": rows,
+        "family": family, "channels": sizes(family, a), "parameters": params, "images_per_s": rows,
         "warmup_s": {f"{n}_b{b}": s for (n, b), s in first.items()},
         "max_abs_diff": max(diff, diff1), "output_absmax": out[("nvidia", a.batch)].abs().max().item(),
         "fused_layers_at_batch": f"{n_fused}/{n_all}",
@@ -164,23 +181,23 @@ def bench_family(family: str, a: argparse.Namespace, log) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="channel_base 4096, 2 repeats, 4 batch-1 images")
+    ap.add_argument("--quick", action="store_true", help="narrow channels (QUICK_SIZES), 1 round, 2 batch-1 images")
     ap.add_argument("--families", default="sg2,sg3", help="comma-separated: sg2 (StyleGAN2), sg3 (StyleGAN3-T)")
     ap.add_argument("--resolution", type=int, default=256)
-    ap.add_argument("--channel-base", type=int, default=None, help="default 16384 (quick 4096)")
-    ap.add_argument("--channel-max", type=int, default=None, help="default 512 (quick 256)")
+    ap.add_argument("--channel-base", type=int, default=None, help="default 16384 (quick: QUICK_SIZES)")
+    ap.add_argument("--channel-max", type=int, default=None, help="default 512 (quick: QUICK_SIZES)")
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--images1", type=int, default=None, help="images timed one by one at batch 1 (default 8, quick 4)")
-    ap.add_argument("--repeats", type=int, default=None, help="interleaved rounds, best of (default 3, quick 2)")
+    ap.add_argument("--images1", type=int, default=None, help="images timed one by one at batch 1 (default 8, quick 2)")
+    ap.add_argument("--repeats", type=int, default=None, help="interleaved rounds, best of (default 3, quick 1)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sg2-ref", default="/work/refs/sg2ada", help="a clone of NVlabs/stylegan2-ada-pytorch")
     ap.add_argument("--sg3-ref", default="/work/refs/sg3", help="a clone of NVlabs/stylegan3")
     ap.add_argument("--json", default=None, help="also write the results here")
     a = ap.parse_args(argv)
-    a.channel_base = a.channel_base or (2048 if a.quick else 16384)
-    a.channel_max = a.channel_max or (256 if a.quick else 512)
-    a.images1 = a.images1 or (4 if a.quick else 8)
-    a.repeats = a.repeats or (2 if a.quick else 3)
+    if not a.quick:
+        a.channel_base, a.channel_max = a.channel_base or 16384, a.channel_max or 512
+    a.images1 = a.images1 or (2 if a.quick else 8)
+    a.repeats = a.repeats or (1 if a.quick else 3)
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -188,12 +205,11 @@ def main(argv: list[str] | None = None) -> dict:
     info = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
         "torch": torch.__version__, "threads": torch.get_num_threads(), "loadavg_before": os.getloadavg(),
-        "resolution": a.resolution, "channel_base": a.channel_base, "channel_max": a.channel_max, "batch": a.batch,
+        "resolution": a.resolution, "batch": a.batch, "repeats": a.repeats, "images1": a.images1,
     }  # fmt: skip
     print(
-        f"render throughput, {a.resolution} px, channel_base {a.channel_base}, channel_max {a.channel_max}, "
-        f"CPU ({info['machine']}), "
-        f"torch {torch.__version__}, {info['threads']} threads, load {info['loadavg_before'][0]:.1f}",
+        f"render throughput, {a.resolution} px, CPU ({info['machine']}), torch {torch.__version__}, "
+        f"{info['threads']} threads, load {info['loadavg_before'][0]:.1f}",
         flush=True,
     )
     results, ratios = [], []
@@ -201,7 +217,11 @@ def main(argv: list[str] | None = None) -> dict:
         r = bench_family(fam, a, log)
         ips, b = r["images_per_s"], a.batch
         label = {"sg2": "StyleGAN2", "sg3": "StyleGAN3-T"}[fam]
-        print(f"{label} ({r['parameters'] / 1e6:.1f} M params), images/s (best of {a.repeats}):")
+        cbase, cmax = sizes(fam, a)
+        print(
+            f"{label} (channel_base {cbase}, channel_max {cmax}, {r['parameters'] / 1e6:.1f} M params), "
+            f"images/s (best of {a.repeats}):"
+        )
         for side in ("nvidia", "dirfind"):
             print(f"  {side:8s} batch 1: {ips[f'{side}_b1']:7.2f}   batch {b}: {ips[f'{side}_b{b}']:7.2f}")
         print(

@@ -39,7 +39,7 @@ def test_fused_non_fused_and_measured_match_the_reference(name):
             close(out[mode], gold, 1e-4)  # each path against the reference code's own images
     close(out[True], out[False].numpy(), 1e-5)
     picks = measured.choices()
-    assert picks and all(k[3][0] == 3 and v in (0, 1, 2) for k, v in picks.items())  # one entry per layer shape
+    assert picks and all(k[3][0] == 3 and v in (0, 1, 2) for k, v in picks.items())  # per layer shape
     n_layers = sum(1 for m in g.net.modules() if isinstance(getattr(m, "weight", None), torch.nn.Parameter))
     assert len(picks) <= n_layers
 

@@ -27,7 +27,8 @@ def _wrapped(t: torch.Tensor) -> bool:
 
 def measurable(*tensors: torch.Tensor) -> bool:
     """Whether timing candidates on these inputs says something about the work they stand for."""
-    if torch.compiler.is_compiling():
+    compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)  # torch >= 2.3
+    if compiling is not None and compiling():
         return False
     for t in tensors:
         if t.requires_grad or t.device.type == "meta" or _wrapped(t):
@@ -35,11 +36,12 @@ def measurable(*tensors: torch.Tensor) -> bool:
     return True
 
 
-def shape_key(x: torch.Tensor, weight: torch.Tensor, *rest: object) -> tuple:
-    """What a measured modulated-convolution choice depends on: device, dtype, memory format and
-    every shape (the batch included), plus the caller's own options."""
+def shape_key(x: torch.Tensor, *rest: object) -> tuple:
+    """What a measured choice depends on: ``x``'s device, dtype, memory format and shape (the batch
+    included), plus the caller's own options (tensors among them stand for their shapes)."""
     cl = x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-    return (str(x.device), x.dtype, cl, tuple(x.shape), tuple(weight.shape), *rest)
+    more = tuple(tuple(r.shape) if isinstance(r, torch.Tensor) else r for r in rest)
+    return (str(x.device), x.dtype, cl, tuple(x.shape), *more)
 
 
 def _sync(device: torch.device) -> None:

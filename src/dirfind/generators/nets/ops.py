@@ -29,9 +29,24 @@ def bias_act(
     act: str = "linear",
     gain: float = 1.0,
     clamp: float | None = None,
+    inplace: bool = False,
 ) -> torch.Tensor:
     """``x + b`` (bias along dim 1), then ``linear`` or ``lrelu`` (slope 0.2), times ``gain``, then
-    clamp to ``[-clamp, clamp]`` -- the order NVIDIA's ``bias_act`` uses."""
+    clamp to ``[-clamp, clamp]`` -- the order NVIDIA's ``bias_act`` uses. ``inplace``: ``x`` is a
+    fresh intermediate the caller owns; it is overwritten where no derivative is being taken
+    (fewer allocations, the same numbers)."""
+    if inplace and measured.measurable(x):
+        if b is not None:
+            x.add_(b.to(x.dtype).reshape(1, -1, *([1] * (x.ndim - 2))))
+        if act == "lrelu":
+            F.leaky_relu(x, 0.2, inplace=True)
+        elif act != "linear":
+            raise ValueError(f"unsupported activation {act!r}")
+        if gain != 1:
+            x.mul_(gain)
+        if clamp is not None and clamp >= 0:
+            x.clamp_(-clamp, clamp)
+        return x
     if b is not None:
         x = x + b.to(x.dtype).reshape(1, -1, *([1] * (x.ndim - 2)))
     if act == "lrelu":
@@ -119,6 +134,8 @@ def modulated_conv2d(
         weight = weight * (1 / math.sqrt(cin * kh * kw) / weight.abs().amax(dim=[1, 2, 3], keepdim=True))
         styles = styles / styles.abs().amax(dim=1, keepdim=True)
 
+    own = measured.measurable(x, styles)  # no derivatives taken: intermediates may be overwritten
+
     def resample(out: torch.Tensor) -> torch.Tensor:
         if up == 1:
             return out
@@ -150,7 +167,7 @@ def modulated_conv2d(
             out = F.conv_transpose2d(xs, weight.transpose(0, 1), stride=2)
         if demodulate:
             dcoefs = torch.rsqrt(styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8)
-            out = out * dcoefs[:, :, None, None]
+            out = out.mul_(dcoefs[:, :, None, None]) if own else out * dcoefs[:, :, None, None]
         out = resample(out)
         return out if fmt is None else out.contiguous()
 
@@ -163,5 +180,5 @@ def modulated_conv2d(
     else:
         out = fused_path() if fused else shared_path()
     if noise is not None:
-        out = out + noise.to(out.dtype)
+        out = out.add_(noise.to(out.dtype)) if own else out + noise.to(out.dtype)
     return out

@@ -148,7 +148,7 @@ class _SynthesisLayer(nn.Module):
             noise=noise, fused=fused,
         )  # fmt: skip
         clamp = None if self.conv_clamp is None else self.conv_clamp * gain
-        return bias_act(x, self.bias, "lrelu", gain=SQRT2 * gain, clamp=clamp)
+        return bias_act(x, self.bias, "lrelu", gain=SQRT2 * gain, clamp=clamp, inplace=True)
 
 
 class _ToRGB(nn.Module):
@@ -163,7 +163,7 @@ class _ToRGB(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor, fused: bool | None) -> torch.Tensor:
         styles = self.affine(w) * self.weight_gain
         x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused)
-        return bias_act(x, self.bias, "linear", clamp=self.conv_clamp)
+        return bias_act(x, self.bias, "linear", clamp=self.conv_clamp, inplace=True)
 
 
 class _SkipConv(nn.Module):
@@ -326,7 +326,7 @@ class _RosStyledConv(nn.Module):
     def forward(self, x, w, noise_buf, noise_mode: str, fused: bool | None, given=None) -> torch.Tensor:
         noise = _noise(noise_buf, self.noise.weight, x, noise_mode, given)
         x = self.conv(x, w, noise, fused)
-        return bias_act(x, self.activate.bias, "lrelu", gain=SQRT2, clamp=self.conv_clamp)
+        return bias_act(x, self.activate.bias, "lrelu", gain=SQRT2, clamp=self.conv_clamp, inplace=True)
 
 
 class _RosToRGB(nn.Module):
