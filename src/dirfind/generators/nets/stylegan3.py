@@ -10,8 +10,8 @@ a bare state dict, from the reference's formulas (:func:`layer_table`); either w
 against the tensor shapes (:func:`config_from_state_dict`).
 
 ``SG3Net.run(ws, ...)`` yields ``(name, activation)`` pairs ending with ``("image", img)``; it is
-a pure tensor function of ``ws`` (no in-place ops, no custom autograd), so ``torch.func.jvp``
-works through it.
+a pure tensor function of ``ws`` (no custom autograd; in-place ops only on fresh intermediates and
+only where no derivative is taken), so ``torch.func.jvp`` works through it.
 """
 
 from __future__ import annotations
