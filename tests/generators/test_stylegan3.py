@@ -44,7 +44,7 @@ def sg3(request):
 
 @pytest.mark.parametrize("c", ["t", "r"])
 def test_goldens(c):
-    g = load_generator(str(PKL[c]))  # batches > 1 take the unfused modulated convolution
+    g = load_generator(str(PKL[c]))  # the modulated-conv form is measured per layer (nets/measured.py)
     gold = _golden(c)
     z, ws = torch.from_numpy(gold["z"]), torch.from_numpy(gold["ws"])
     assert isinstance(g, StyleGAN3Generator) and g.family == "stylegan3"
@@ -72,7 +72,7 @@ def test_goldens(c):
 
 
 def test_fused_single_samples_and_noise_mode(sg3):
-    """Batch 1 takes the fused (grouped) modulated convolution: same goldens, batch-independent."""
+    """Single samples (their own measured modulated-conv choice) give the goldens and the batch's images."""
     c, g = sg3
     gold = _golden(c)
     ws = torch.from_numpy(gold["ws"][:2])

@@ -21,7 +21,8 @@ class StyleLatents:
 
     compute_dtype: torch.dtype = torch.float32
     memory_format: torch.memory_format | None = None
-    #: True/False forces the fused/unfused modulated convolution; None = fused for batch 1 only
+    #: True/False forces the fused/non-fused modulated convolution; None = the faster one, measured
+    #: per device, dtype, batch and layer shape on first use (``nets.measured``)
     fused_modconv: bool | None = None
 
     @property
@@ -82,9 +83,9 @@ class StyleLatents:
         self.memory_format = torch.channels_last if channels_last else None
         return self
 
-    def _fused(self, n: int) -> bool:
-        """Whether a batch of ``n`` takes the fused (grouped) modulated convolution."""
-        return self.fused_modconv if self.fused_modconv is not None else n == 1
+    def _fused(self, n: int) -> bool | None:
+        """The modulated-convolution choice for a batch of ``n``: forced, or None (measured per layer)."""
+        return self.fused_modconv
 
     def _readers(self, layers: Sequence[int] | None, pairs: Sequence[tuple[str, int, Any, str]]) -> list[LatentReader]:
         """Readers (name, w+ index, affine, kind) of the selected w+ indices (default: all)."""

@@ -13,6 +13,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from . import measured
+
 SQRT2 = math.sqrt(2.0)
 
 
@@ -27,9 +29,24 @@ def bias_act(
     act: str = "linear",
     gain: float = 1.0,
     clamp: float | None = None,
+    inplace: bool = False,
 ) -> torch.Tensor:
     """``x + b`` (bias along dim 1), then ``linear`` or ``lrelu`` (slope 0.2), times ``gain``, then
-    clamp to ``[-clamp, clamp]`` -- the order NVIDIA's ``bias_act`` uses."""
+    clamp to ``[-clamp, clamp]`` -- the order NVIDIA's ``bias_act`` uses. ``inplace``: ``x`` is a
+    fresh intermediate the caller owns; it is overwritten where no derivative is being taken
+    (fewer allocations, the same numbers)."""
+    if inplace and measured.measurable(x):
+        if b is not None:
+            x.add_(b.to(x.dtype).reshape(1, -1, *([1] * (x.ndim - 2))))
+        if act == "lrelu":
+            F.leaky_relu(x, 0.2, inplace=True)
+        elif act != "linear":
+            raise ValueError(f"unsupported activation {act!r}")
+        if gain != 1:
+            x.mul_(gain)
+        if clamp is not None and clamp >= 0:
+            x.clamp_(-clamp, clamp)
+        return x
     if b is not None:
         x = x + b.to(x.dtype).reshape(1, -1, *([1] * (x.ndim - 2)))
     if act == "lrelu":
@@ -95,15 +112,18 @@ def modulated_conv2d(
     padding: int = 0,
     resample_filter: torch.Tensor | None = None,
     noise: torch.Tensor | None = None,
-    fused: bool = True,
+    fused: bool | None = True,
 ) -> torch.Tensor:
     """StyleGAN2 modulated convolution of ``x`` (B, I, H, W) with ``weight`` (O, I, k, k) scaled
     per sample by ``styles`` (B, I), optionally demodulated, then ``noise`` added.
 
     ``up=2``: transposed convolution (stride 2) followed by the FIR filter ``resample_filter``
-    (normalised, gain 4 applied here), as in both reference implementations. ``fused``: one grouped
-    convolution with per-sample weights (the references' eval default); otherwise the input is
-    scaled, convolved with the shared weight and the output rescaled (faster for big batches).
+    (normalised, gain 4 applied here), as in both reference implementations. ``fused=True``: one
+    grouped convolution with per-sample weights (the references' eval default); ``False``: the input
+    is scaled by the styles, convolved with the shared weight and the output demodulated by the
+    per-sample weight norms; ``None``: whichever :func:`.measured.fastest` measures faster for
+    this device, dtype and shape (fused for batch 1 where it cannot measure). With ``up=2`` the
+    measured candidates also include the non-fused form run in channels-last memory format.
     """
     bsz, cin, h, w = x.shape
     cout, _, kh, kw = weight.shape
@@ -113,7 +133,19 @@ def modulated_conv2d(
         # NVIDIA's pre-normalisation against half-precision overflow; cancelled by demodulation.
         weight = weight * (1 / math.sqrt(cin * kh * kw) / weight.abs().amax(dim=[1, 2, 3], keepdim=True))
         styles = styles / styles.abs().amax(dim=1, keepdim=True)
-    if fused:
+
+    own = measured.measurable(x, styles)  # no derivatives taken: intermediates may be overwritten
+
+    def resample(out: torch.Tensor) -> torch.Tensor:
+        if up == 1:
+            return out
+        # transposed conv grows by k - 1 + 1; the filter pads so that the result is exactly 2x.
+        fw = resample_filter.shape[-1]
+        p = (fw - 2) - (kw - 1)
+        p0, p1 = (p + 1) // 2 + 1, p // 2 + 1
+        return upfirdn2d(out, resample_filter * 4, pad=(p0, p1, p0, p1))
+
+    def fused_path() -> torch.Tensor:
         wt = weight[None] * styles[:, None, :, None, None]  # (B, O, I, k, k)
         if demodulate:
             wt = wt * torch.rsqrt(wt.square().sum(dim=[2, 3, 4], keepdim=True) + 1e-8)
@@ -123,22 +155,30 @@ def modulated_conv2d(
         else:
             wt = wt.transpose(1, 2).reshape(bsz * cin, cout, kh, kw)
             out = F.conv_transpose2d(xg, wt, stride=2, groups=bsz)
-        out = out.reshape(bsz, cout, *out.shape[2:])
-    else:
+        return resample(out.reshape(bsz, cout, *out.shape[2:]))
+
+    def shared_path(fmt: torch.memory_format | None = None) -> torch.Tensor:
         xs = x * styles[:, :, None, None]
+        if fmt is not None:  # the upsampling's transposed conv and FIR in channels-last (oneDNN) kernels
+            xs = xs.contiguous(memory_format=fmt)
         if up == 1:
             out = F.conv2d(xs, weight, padding=padding)
         else:
             out = F.conv_transpose2d(xs, weight.transpose(0, 1), stride=2)
         if demodulate:
             dcoefs = torch.rsqrt(styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8)
-            out = out * dcoefs[:, :, None, None]
-    if up > 1:
-        # transposed conv grows by k - 1 + 1; the filter pads so that the result is exactly 2x.
-        fw = resample_filter.shape[-1]
-        p = (fw - 2) - (kw - 1)
-        p0, p1 = (p + 1) // 2 + 1, p // 2 + 1
-        out = upfirdn2d(out, resample_filter * 4, pad=(p0, p1, p0, p1))
+            out = out.mul_(dcoefs[:, :, None, None]) if own else out * dcoefs[:, :, None, None]
+        out = resample(out)
+        return out if fmt is None else out.contiguous()
+
+    if fused is None:
+        key = measured.shape_key(x, weight, "sg2", up, padding, demodulate)
+        paths = [fused_path, shared_path]
+        if up > 1 and x.is_contiguous():
+            paths.append(lambda: shared_path(torch.channels_last))
+        out = measured.fastest(key, paths, [x, styles], fallback=0 if bsz == 1 else 1)
+    else:
+        out = fused_path() if fused else shared_path()
     if noise is not None:
-        out = out + noise.to(out.dtype)
+        out = out.add_(noise.to(out.dtype)) if own else out + noise.to(out.dtype)
     return out

@@ -141,14 +141,14 @@ class _SynthesisLayer(nn.Module):
             self.register_buffer("noise_const", torch.empty(res, res))
         self.up, self.conv_clamp, self.use_noise = up, cfg.conv_clamp, cfg.use_noise
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str, fused: bool, gain: float = 1.0, given=None):
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str, fused: bool | None, gain=1.0, given=None):
         noise = _noise(self.noise_const, self.noise_strength, x, noise_mode, given) if self.use_noise else None
         x = modulated_conv2d(
             x, self.weight, self.affine(w), up=self.up, padding=1, resample_filter=self.resample_filter,
             noise=noise, fused=fused,
         )  # fmt: skip
         clamp = None if self.conv_clamp is None else self.conv_clamp * gain
-        return bias_act(x, self.bias, "lrelu", gain=SQRT2 * gain, clamp=clamp)
+        return bias_act(x, self.bias, "lrelu", gain=SQRT2 * gain, clamp=clamp, inplace=True)
 
 
 class _ToRGB(nn.Module):
@@ -160,10 +160,10 @@ class _ToRGB(nn.Module):
         self.weight_gain = 1 / math.sqrt(cin)
         self.conv_clamp = cfg.conv_clamp
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, fused: bool) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor, fused: bool | None) -> torch.Tensor:
         styles = self.affine(w) * self.weight_gain
         x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused)
-        return bias_act(x, self.bias, "linear", clamp=self.conv_clamp)
+        return bias_act(x, self.bias, "linear", clamp=self.conv_clamp, inplace=True)
 
 
 class _SkipConv(nn.Module):
@@ -253,7 +253,7 @@ class NvidiaNet(nn.Module):
         return [c.noise_const for b in self.blocks for c in ([b.conv1] if b.cin == 0 else [b.conv0, b.conv1])]
 
     def run(
-        self, ws: torch.Tensor, noise_mode: str, fused: bool, memory_format=None, noises=None
+        self, ws: torch.Tensor, noise_mode: str, fused: bool | None, memory_format=None, noises=None
     ) -> Iterator[tuple[str, Any]]:
         x = img = None
         idx = 0
@@ -305,7 +305,7 @@ class _RosModConv(nn.Module):
         self.scale = 1 / math.sqrt(cin * k * k)
         self.demodulate, self.upsample, self.padding = demodulate, upsample, k // 2
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None, fused: bool) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None, fused: bool | None) -> torch.Tensor:
         return modulated_conv2d(
             x, self.weight[0] * self.scale, self.modulation(w), demodulate=self.demodulate,
             up=2 if self.upsample else 1, padding=0 if self.upsample else self.padding,
@@ -323,10 +323,10 @@ class _RosStyledConv(nn.Module):
         self.activate.bias = nn.Parameter(torch.zeros(cout))
         self.conv_clamp = cfg.conv_clamp
 
-    def forward(self, x, w, noise_buf, noise_mode: str, fused: bool, given=None) -> torch.Tensor:
+    def forward(self, x, w, noise_buf, noise_mode: str, fused: bool | None, given=None) -> torch.Tensor:
         noise = _noise(noise_buf, self.noise.weight, x, noise_mode, given)
         x = self.conv(x, w, noise, fused)
-        return bias_act(x, self.activate.bias, "lrelu", gain=SQRT2, clamp=self.conv_clamp)
+        return bias_act(x, self.activate.bias, "lrelu", gain=SQRT2, clamp=self.conv_clamp, inplace=True)
 
 
 class _RosToRGB(nn.Module):
@@ -338,7 +338,7 @@ class _RosToRGB(nn.Module):
             self.upsample.register_buffer("kernel", _filter(cfg.resample_filter) * 4)
         self.conv = _RosModConv(cin, cfg.img_channels, 1, w_dim, cfg, demodulate=False)
 
-    def forward(self, x, w, skip, fused: bool) -> torch.Tensor:
+    def forward(self, x, w, skip, fused: bool | None) -> torch.Tensor:
         out = _wide(self.conv(x, w, None, fused) + self.bias.to(x.dtype))
         if skip is not None:
             out = out + upsample2d(skip, self.upsample.kernel.to(skip.dtype) / 4)
@@ -400,7 +400,7 @@ class RosinalityNet(nn.Module):
         return [getattr(self.noises, f"noise_{i}")[0, 0] for i in range(len(self.noise_sizes))]
 
     def run(
-        self, ws: torch.Tensor, noise_mode: str, fused: bool, memory_format=None, noises=None
+        self, ws: torch.Tensor, noise_mode: str, fused: bool | None, memory_format=None, noises=None
     ) -> Iterator[tuple[str, Any]]:
         stored = [getattr(self.noises, f"noise_{i}") for i in range(len(self.noise_sizes))]
         given = list(noises) if noises is not None else [None] * len(stored)

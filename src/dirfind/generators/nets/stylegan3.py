@@ -10,8 +10,8 @@ a bare state dict, from the reference's formulas (:func:`layer_table`); either w
 against the tensor shapes (:func:`config_from_state_dict`).
 
 ``SG3Net.run(ws, ...)`` yields ``(name, activation)`` pairs ending with ``("image", img)``; it is
-a pure tensor function of ``ws`` (no in-place ops, no custom autograd), so ``torch.func.jvp``
-works through it.
+a pure tensor function of ``ws`` (no custom autograd; in-place ops only on fresh intermediates and
+only where no derivative is taken), so ``torch.func.jvp`` works through it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import measured
 from .filtered_lrelu import filtered_lrelu
 from .ops import SQRT2
 from .stylegan2 import Dense, NvidiaNet
@@ -39,7 +40,7 @@ def _modconv(
     *,
     demodulate: bool,
     padding: int,
-    fused: bool,
+    fused: bool | None,
 ) -> torch.Tensor:
     """StyleGAN3 modulated convolution: weights and styles pre-normalised (cancelled by the
     demodulation, it keeps reduced precision in range), modulated and demodulated in float32, the
@@ -51,18 +52,26 @@ def _modconv(
         s = s * s.square().mean(dim=1, keepdim=True).rsqrt()  # per sample: batch-independent output
     n, cin, h, wd = x.shape
     cout, _, kh, kw = w.shape
-    if fused:
+
+    def fused_path() -> torch.Tensor:
         wt = w[None] * s[:, None, :, None, None]
         if demodulate:
             wt = wt * (wt.square().sum(dim=[2, 3, 4], keepdim=True) + 1e-8).rsqrt()
         wt = (wt * gain).reshape(n * cout, cin, kh, kw)
         out = F.conv2d(x.reshape(1, n * cin, h, wd), wt.to(x.dtype), padding=padding, groups=n)
         return out.reshape(n, cout, *out.shape[2:])
-    out = F.conv2d(x * s.to(x.dtype)[:, :, None, None], w.to(x.dtype), padding=padding)
-    coef = gain.expand(n, cout)
-    if demodulate:
-        coef = coef * (s.square() @ w.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()
-    return out * coef.to(out.dtype)[:, :, None, None]
+
+    def shared_path() -> torch.Tensor:
+        out = F.conv2d(x * s.to(x.dtype)[:, :, None, None], w.to(x.dtype), padding=padding)
+        coef = gain.expand(n, cout)
+        if demodulate:
+            coef = coef * (s.square() @ w.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()
+        return out * coef.to(out.dtype)[:, :, None, None]
+
+    if fused is None:
+        key = measured.shape_key(x, w, "sg3", padding, demodulate)
+        return measured.fastest(key, [fused_path, shared_path], [x, s], fallback=0 if n == 1 else 1)
+    return fused_path() if fused else shared_path()
 
 
 class SynthesisInput(nn.Module):
@@ -117,7 +126,7 @@ class SynthesisLayer(nn.Module):
         self.register_buffer("down_filter", torch.empty(down_shape) if layer.down_taps > 1 else None)
         self.affine = Dense(w_dim, layer.in_channels, bias_init=1.0)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, fused: bool) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor, fused: bool | None) -> torch.Tensor:
         sp = self.spec
         styles = self.affine(w)
         if sp.is_torgb:
@@ -172,7 +181,7 @@ class SG3Net(nn.Module):
         *,
         transform: torch.Tensor | None = None,
         dtype: torch.dtype = torch.float32,
-        fused: bool = True,
+        fused: bool | None = True,
         memory_format: torch.memory_format | None = None,
     ) -> Iterator[tuple[str, torch.Tensor]]:
         """Synthesis of ``ws`` (N, num_ws, w_dim). Layers marked ``use_fp16`` run their

@@ -1,0 +1,122 @@
+"""Fast paths give the slow paths' numbers: fused vs non-fused modulated convolution (StyleGAN2 both
+layouts, StyleGAN3 T and R) against the reference goldens, the measured choice between them, and
+the polyphase form of the StyleGAN3 filter's transposed convolution."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dirfind import load_generator
+from dirfind.generators.nets import measured
+from dirfind.generators.nets.filtered_lrelu import _polyphase_up
+from helpers import FIX, close
+
+CKPTS = {
+    "sg2-rosinality": (FIX / "stylegan2" / "stylegan2_rosinality_tiny32.pt", "wplus", "img_from_wplus"),
+    "sg2-nvidia": (FIX / "stylegan2" / "stylegan2_ada_tiny32.pkl", "ws", "img_trunc1"),
+    "sg3-t": (FIX / "stylegan3" / "stylegan3_t_tiny32.pkl", "ws", "img_trunc1"),
+    "sg3-r": (FIX / "stylegan3" / "stylegan3_r_tiny32.pkl", "ws", "img_trunc1"),
+}
+
+
+@pytest.mark.parametrize("name", list(CKPTS))
+def test_fused_non_fused_and_measured_match_the_reference(name):
+    path, wkey, ikey = CKPTS[name]
+    with np.load(path.with_name(path.stem + ".golden.npz")) as f:
+        ws, gold = torch.from_numpy(f[wkey][:3]), f[ikey][:3]
+    g = load_generator(str(path))
+    measured.forget()
+    out = {}
+    with torch.no_grad():
+        for mode in (True, False, None):
+            g.fused_modconv = mode
+            out[mode] = g.synthesis(ws, "w+")
+            close(out[mode], gold, 1e-4)  # each path against the reference code's own images
+    close(out[True], out[False].numpy(), 1e-5)
+    picks = measured.choices()
+    assert picks and all(k[3][0] == 3 and v in (0, 1, 2) for k, v in picks.items())  # per layer shape
+    n_layers = sum(1 for m in g.net.modules() if isinstance(getattr(m, "weight", None), torch.nn.Parameter))
+    assert len(picks) <= n_layers
+
+
+@pytest.mark.parametrize("name", ["sg2-nvidia", "sg3-t"])
+def test_every_measured_candidate_gives_the_same_layer_output(name, monkeypatch):
+    """Each layer's candidates (fused, non-fused, non-fused in channels-last for upsampling) agree."""
+    path, wkey, ikey = CKPTS[name]
+    with np.load(path.with_name(path.stem + ".golden.npz")) as f:
+        ws, gold = torch.from_numpy(f[wkey][:2]), f[ikey][:2]
+    counts = []
+
+    def all_agree(key, candidates, inputs, fallback):
+        outs = [run() for run in candidates]
+        for o in outs[1:]:
+            torch.testing.assert_close(o, outs[0], rtol=1e-5, atol=1e-5)  # layer outputs reach ~10
+        counts.append(len(outs))
+        return outs[-1]
+
+    monkeypatch.setattr(measured, "fastest", all_agree)
+    g = load_generator(str(path))
+    g.fused_modconv = None
+    with torch.no_grad():
+        close(g.synthesis(ws, "w+"), gold, 1e-4)
+    assert set(counts) == ({2, 3} if name.startswith("sg2") else {2})
+
+
+def test_fastest_measures_once_then_runs_the_winner():
+    measured.forget()
+    calls = {"slow": 0, "fast": 0}
+    x = torch.ones(2, 3)
+
+    def slow():
+        calls["slow"] += 1
+        time.sleep(0.05)
+        return x * 2
+
+    def fast():
+        calls["fast"] += 1
+        return x * 2
+
+    for _ in range(3):
+        assert torch.equal(measured.fastest("k", [slow, fast], [x], fallback=0), x * 2)
+    assert calls == {"slow": 1, "fast": 3} and measured.choices() == {"k": 1}
+
+
+def test_fastest_falls_back_where_timing_says_nothing():
+    """Inputs needing gradients and functorch-wrapped tensors take the fallback and record nothing."""
+    measured.forget()
+    seen = []
+
+    def a():
+        seen.append("a")
+        return torch.zeros(())
+
+    def b():
+        seen.append("b")
+        return torch.zeros(())
+
+    x = torch.ones(3, requires_grad=True)
+    measured.fastest("g", [a, b], [x], fallback=1)
+    assert seen == ["b"] and measured.choices() == {}
+
+    def f(t):
+        measured.fastest("j", [a, b], [t], fallback=0)
+        return t * 2
+
+    torch.func.jvp(f, (torch.ones(3),), (torch.ones(3),))
+    assert seen == ["b", "a"] and measured.choices() == {}
+
+
+@pytest.mark.parametrize(("up", "k", "dim"), [(2, 12, 3), (4, 24, 2), (2, 5, 3), (4, 6, 2)])
+def test_polyphase_upsampling_equals_the_transposed_convolution(up, k, dim):
+    x = torch.randn(3, 1, 7, 9, dtype=torch.float64)
+    g = torch.randn(k, dtype=torch.float64)
+    kernel = g.reshape(1, 1, 1, k) if dim == 3 else g.reshape(1, 1, k, 1)
+    ref = F.conv_transpose2d(x, kernel, stride=(1, up) if dim == 3 else (up, 1))
+    got = _polyphase_up(x, g, up, dim)
+    assert got.shape == ref.shape
+    close(got, ref.numpy(), 1e-12)
