@@ -6,7 +6,8 @@ loads the same state dict into dirfind's adapter and times the synthesis of the 
 ``G.synthesis(ws, noise_mode="const", force_fp32=True)`` (the reference's eval path: fused
 modulated convolution in float32, its pure-PyTorch ops on a CPU) against dirfind's
 ``gen.synthesis(ws, "w+")`` (the one path ``traverse``, ``sample --images``, ``evaluate`` and
-``project`` render through; modulated-conv formulation measured per layer on first use). Batch 1
+``project`` render through; the modulated-conv formulation by the fixed rule, or with
+``--autotune`` measured per layer on first use, ``DIRFIND_AUTOTUNE=1``). Batch 1
 (``--images1`` images, one call each) and batch 32 (one call), both sides interleaved in the same
 rounds, best of ``--repeats`` after one warm-up call (dirfind's warm-up includes its one-time
 measurement; printed). Prints images/s, the max abs difference of the outputs, and as its last
@@ -190,10 +191,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--images1", type=int, default=None, help="images timed one by one at batch 1 (default 8, quick 2)")
     ap.add_argument("--repeats", type=int, default=None, help="interleaved rounds, best of (default 3, quick 1)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--autotune", action="store_true", help="dirfind measures its formulations (DIRFIND_AUTOTUNE=1)")
     ap.add_argument("--sg2-ref", default="/work/refs/sg2ada", help="a clone of NVlabs/stylegan2-ada-pytorch")
     ap.add_argument("--sg3-ref", default="/work/refs/sg3", help="a clone of NVlabs/stylegan3")
     ap.add_argument("--json", default=None, help="also write the results here")
     a = ap.parse_args(argv)
+    if a.autotune:
+        os.environ[measured.AUTOTUNE_ENV] = "1"
     if not a.quick:
         a.channel_base, a.channel_max = a.channel_base or 16384, a.channel_max or 512
     a.images1 = a.images1 or (2 if a.quick else 8)

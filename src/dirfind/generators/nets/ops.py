@@ -176,7 +176,13 @@ def modulated_conv2d(
         paths = [fused_path, shared_path]
         if up > 1 and x.is_contiguous():
             paths.append(lambda: shared_path(torch.channels_last))
-        out = measured.fastest(key, paths, [x, styles], fallback=0 if bsz == 1 else 1)
+        # the fixed rule (measured on CPUs: docs/benchmarks-stylegan2.md): fused for one image;
+        # for batches the non-fused form, upsampling in channels-last; CUDA as NVIDIA's eval code
+        if x.device.type == "cuda":
+            rule = 0 if bsz == 1 or x.dtype == torch.float32 else 1
+        else:
+            rule = 0 if bsz == 1 else len(paths) - 1
+        out = measured.fastest(key, paths, [x, styles], fallback=0 if bsz == 1 else 1, rule=rule)
     else:
         out = fused_path() if fused else shared_path()
     if noise is not None:
