@@ -67,5 +67,5 @@ def test_layer_edits_touch_only_their_layers_and_recipes_round_trip(run, tmp_pat
     assert space == "w+"
     rec.save(tmp_path / "r.json")
     assert Recipe.load(tmp_path / "r.json") == Recipe((str(d / "b.npz"),), rec.edits)
-    with pytest.raises(BadInputError, match="no direction named"):
+    with pytest.raises(BadInputError, match="no direction is named"):
         apply_recipe(gen, [bank], Recipe((str(d / "b.npz"),), (Edit("smile", 1.0),)), ls)

@@ -5,9 +5,10 @@ and a global progress count for rank 0's bars. With one process every helper is 
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,10 @@ import numpy as np
 from .dist import broadcast_msg, check_failure, gather_msgs, next_seq, store, world
 
 
-def deal(items: list[Any]) -> list[Any]:
-    """This process's share of ``items``: every ``size``-th one from its rank (round-robin)."""
+def deal(items: Iterable[Any]) -> Iterator[Any]:
+    """This process's share of ``items``: every ``size``-th one from its rank (round-robin), lazily."""
     w = world()
-    return items[w.rank :: w.size]
+    return itertools.islice(items, w.rank, None, w.size)
 
 
 def map_ordered(
