@@ -6,6 +6,7 @@ import os
 import time
 
 from dirfind import registry
+from dirfind.util import fileio
 from dirfind.util.fileio import sha256_path
 
 
@@ -17,7 +18,7 @@ def test_cached_fingerprint_equals_the_hash_and_follows_changes(tmp_path, monkey
     assert first == sha256_path(f)
     assert (tmp_path / "cache" / registry.FINGERPRINTS).exists()
     calls = []
-    monkeypatch.setattr(registry, "sha256_path", lambda p: calls.append(p) or sha256_path(p))
+    monkeypatch.setattr(fileio, "sha256_path", lambda p, **kw: calls.append(p) or sha256_path(p, **kw))
     assert registry.fingerprint(f) == first and calls == []  # a cache hit reads nothing
     # same size, same mtime, new content: ctime moves, so it is hashed again
     st = f.stat()

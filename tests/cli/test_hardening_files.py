@@ -192,3 +192,38 @@ def test_outputs_are_checked_before_anything_is_written(cli, made, tmp_path, arg
     line = one_line_error(cli(*args, "-o", "out/"), code)
     assert words in line, line
     assert _listing(tmp_path) == ["b.npz", "face.png", "p.npz"]
+
+
+# ---------------------------------------------------------------------- predictors of evaluate
+
+_PREDICTORS = """
+import torch
+def raises(images):
+    raise RuntimeError("model weights missing")
+def text(images):
+    return ["high"] * len(images)
+def late(images, calls=[]):
+    calls.append(1)
+    if len(calls) == 3:
+        raise ValueError("third batch")
+    return images.mean((1, 2, 3))
+"""
+
+
+@pytest.mark.parametrize(
+    ("fn", "words"),
+    [
+        ("raises", "failed on sample 0: RuntimeError: model weights missing"),
+        ("text", "not numeric"),
+        ("late", "failed on samples 0..0: ValueError: third batch"),
+    ],
+)
+def test_failing_predictors_of_evaluate_are_named_and_leave_no_files(cli, made, tmp_path, fn, words):
+    shutil.copy(made / "b.npz", tmp_path / "b.npz")
+    (tmp_path / "p.py").write_text(_PREDICTORS)
+    args = ["-n", "3", "--steps", "2", "--batch-size", "2", "--predictor", f"p.py:{fn}"]
+    for cmd in (["evaluate", "b.npz", *args, "--checkpoint-every", "0", "-o", "ev.npz"],
+                ["label", "b.npz", *args, "-o", "l.npz"]):  # fmt: skip
+        line = one_line_error(cli(*cmd), errors.EXIT_BAD_INPUT)
+        assert f"--predictor: p.py:{fn}" in line and words in line, line
+    assert _listing(tmp_path) == ["b.npz", "p.py"]

@@ -183,17 +183,17 @@ def check_dir_writable(path: str | os.PathLike) -> Path:
     return path
 
 
-#: digests computed in this process with ``remember``, by (device, inode, size, mtime): verifying a
-#: cached checkpoint and then fingerprinting it reads a multi-GB file once
-_DIGESTS: dict[tuple[int, int, int, int], str] = {}
+#: digests computed in this process with ``remember``, by (device, inode, size, mtime, ctime):
+#: verifying a cached checkpoint and then fingerprinting it reads a multi-GB file once
+_DIGESTS: dict[tuple[int, int, int, int, int], str] = {}
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22, remember: bool = False) -> str:
     """Hex sha256 of a file, read in chunks (files may be several GB). ``remember``: reuse (and
     keep) the digest computed earlier in this process while the file is unchanged (same inode,
-    size and modification time); integrity checks that must read the bytes again leave it off."""
+    size, modification and change times); integrity checks that must read the bytes again leave it off."""
     st = os.stat(path)
-    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)  # a rewrite moves ctime
     if remember and key in _DIGESTS:
         return _DIGESTS[key]
     h = hashlib.sha256()
@@ -227,6 +227,42 @@ def sha256_path(path: str | os.PathLike, remember: bool = False) -> str:
     for f in content_files(path):
         h.update(str(f.relative_to(path)).encode() + b"\0" + bytes.fromhex(sha256_file(f, remember=remember)))
     return h.hexdigest()
+
+
+def stat_signature(path: Path) -> list[Any]:
+    """What identifies a file's (or folder's) content without reading it: size, mtime and ctime
+    (nanoseconds), inode and device of every :func:`content_files` file (a content change moves ctime)."""
+    out: list[Any] = []
+    for f in content_files(path):
+        st = f.stat()
+        name = "" if f == path else str(f.relative_to(path))
+        out.append([name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev])
+    return out
+
+
+def remembered_sha256(path: str | os.PathLike, store: Path | None) -> str:
+    """:func:`sha256_path` of ``path``, remembered in the JSON file ``store`` (None: not at all) by
+    resolved path and :func:`stat_signature`, so an unchanged file is read once across runs."""
+    path = Path(path).resolve()
+    key = stat_signature(path)
+    known: dict[str, Any] = {}
+    if store is not None:
+        with contextlib.suppress(OSError, ValueError):
+            loaded = json.loads(store.read_text())
+            known = loaded if isinstance(loaded, dict) else {}
+        hit = known.get(str(path))
+        if isinstance(hit, dict) and hit.get("stat") == key and isinstance(hit.get("sha256"), str):
+            return hit["sha256"]
+    digest = sha256_path(path, remember=True)  # a fetch that just verified it read it already
+    if store is not None and stat_signature(path) == key:  # unchanged while hashing
+        known[str(path)] = {"stat": key, "sha256": digest}
+        with contextlib.suppress(OSError):  # a read-only cache only costs the next run a re-hash
+            store.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{store.name}.", dir=store.parent)
+            with os.fdopen(fd, "w") as f:
+                json.dump(dict(list(known.items())[-1000:]), f)
+            os.replace(tmp, store)
+    return digest
 
 
 # ---------------------------------------------------------------------- plain-array files

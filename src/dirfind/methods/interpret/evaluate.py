@@ -200,7 +200,7 @@ def _probe(gen: Generator, bank: DirectionBank, predictors: Sequence[Predictor],
     z = draw_z(gen, 0, 1, seed)
     base = base_latents(gen, torch.from_numpy(z), space, lay)
     img = render(gen, base, working_space(space, lay), desc=None)
-    _, names = score(predictors, to_model_input(img, gen.device))
+    _, names = score(predictors, to_model_input(img, gen.device), "sample 0")
     if not names:
         raise BadInputError("the predictors returned no scores", param="predictors")
     return names

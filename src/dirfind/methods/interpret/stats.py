@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from ...bank import DirectionBank
 from ...core.edits import base_latents, working_space
-from ...core.predictors import as_score_matrix
+from ...core.predictors import as_score_matrix, failure
 from ...core.sampling import Batch
 from ...errors import BadInputError
 from ...generators.base import Generator
@@ -32,13 +32,21 @@ def to_model_input(images: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
-def score(predictors: Sequence[Predictor], images: torch.Tensor) -> tuple[np.ndarray, list[str]]:
-    """(B, A) float64 scores of every predictor side by side, and their names (made unique)."""
+def score(predictors: Sequence[Predictor], images: torch.Tensor, where: str = "") -> tuple[np.ndarray, list[str]]:
+    """(B, A) float64 scores of every predictor side by side, and their names (made unique); a
+    predictor that raises or returns no usable numbers is a one-line error naming it (and ``where``)."""
     cols, names = [], []
     for label, fn in predictors:
-        with torch.inference_mode():
-            out = fn(images)
-        s, found = as_score_matrix(out, len(images))
+        try:
+            with torch.inference_mode():
+                out = fn(images)
+        except Exception as e:  # the user's code: name it, one line (--debug shows its traceback)
+            at = f" on {where}" if where else ""
+            raise BadInputError(f"predictors: {label} failed{at}: {failure(e)}", param="predictors") from e
+        try:
+            s, found = as_score_matrix(out, len(images))
+        except BadInputError as e:
+            raise BadInputError(f"predictors: {label}: {e}", param="predictors") from None
         base = getattr(fn, "__name__", None) or label.rpartition(":")[2] or "score"
         found = found or ([base] if s.shape[1] == 1 else [f"{base}_{j}" for j in range(s.shape[1])])
         cols.append(s)
@@ -141,9 +149,9 @@ class TraversalStats:
         t = torch.from_numpy(u8).to(self.gen.device)
         return t.movedim(-1, -3).to(self.cdtype) / 255
 
-    def _scores(self, u8: np.ndarray) -> np.ndarray:
+    def _scores(self, u8: np.ndarray, batch: Batch) -> np.ndarray:
         flat = u8.reshape(-1, *u8.shape[-3:])
-        s, _ = score(self.predictors, to_model_input(flat, self.gen.device))
+        s, _ = score(self.predictors, to_model_input(flat, self.gen.device), f"samples {batch.start}..{batch.stop - 1}")
         return s.reshape(*u8.shape[:-3], s.shape[1])
 
     def update(self, batch: Batch) -> None:
@@ -154,7 +162,7 @@ class TraversalStats:
         b = len(x0)
         self.state["n"] += b
         if self.attributes:
-            y0 = self._scores(x0_u8)
+            y0 = self._scores(x0_u8, batch)
             self._add("y0", y0)
             self._add("y0_sq", y0**2)
             self._add("y0_cross", y0[:, :, None] * y0[:, None, :])
@@ -175,7 +183,7 @@ class TraversalStats:
                 sums = torch.stack([d_abs[:, m].sum(1), d_sq[:, m].sum(1), d_abs[:, ~m].sum(1), d_sq[:, ~m].sum(1)], 1)
                 self._add("region_sums", sums, row)
             if self.attributes:
-                y = torch.from_numpy(self._scores(u8))  # (B, S, A) float64
+                y = torch.from_numpy(self._scores(u8, batch))  # (B, S, A) float64
                 self._add("y", y, row)
                 self._add("ay", torch.einsum("bsa,s->ba", y, centred), row)
                 self._add("yy_within", (y**2).sum(1) - y.sum(1) ** 2 / y.shape[1], row)
