@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from dirfind import errors
-from helpers import one_line_error
+from helpers import FAILING_PREDICTORS, one_line_error
 
 
 def _listing(folder) -> list[str]:
@@ -196,31 +196,18 @@ def test_outputs_are_checked_before_anything_is_written(cli, made, tmp_path, arg
 
 # ---------------------------------------------------------------------- predictors of evaluate
 
-_PREDICTORS = """
-import torch
-def raises(images):
-    raise RuntimeError("model weights missing")
-def text(images):
-    return ["high"] * len(images)
-def late(images, calls=[]):
-    calls.append(1)
-    if len(calls) == 3:
-        raise ValueError("third batch")
-    return images.mean((1, 2, 3))
-"""
-
 
 @pytest.mark.parametrize(
     ("fn", "words"),
     [
         ("raises", "failed on sample 0: RuntimeError: model weights missing"),
         ("text", "not numeric"),
-        ("late", "failed on samples 0..0: ValueError: third batch"),
+        ("later", "failed on samples 0..0: ValueError: third batch"),
     ],
 )
 def test_failing_predictors_of_evaluate_are_named_and_leave_no_files(cli, made, tmp_path, fn, words):
     shutil.copy(made / "b.npz", tmp_path / "b.npz")
-    (tmp_path / "p.py").write_text(_PREDICTORS)
+    (tmp_path / "p.py").write_text(FAILING_PREDICTORS)
     args = ["-n", "3", "--steps", "2", "--batch-size", "2", "--predictor", f"p.py:{fn}"]
     for cmd in (["evaluate", "b.npz", *args, "--checkpoint-every", "0", "-o", "ev.npz"],
                 ["label", "b.npz", *args, "-o", "l.npz"]):  # fmt: skip
