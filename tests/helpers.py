@@ -203,3 +203,26 @@ class LatentOnlyGenerator:
 
     def activation(self, latent, space, name):
         raise NotImplementedError
+
+
+#: a predictor module (write it as ``p.py``) whose functions fail as users' predictors do: raise,
+#: return text or NaN, or raise on the second (``late``) or third (``later``) call
+FAILING_PREDICTORS = """
+import torch
+def raises(images):
+    raise RuntimeError("model weights missing")
+def text(images):
+    return ["high"] * len(images)
+def nans(images):
+    return torch.full((len(images),), float("nan"))
+def late(images, calls=[]):
+    calls.append(1)
+    if len(calls) == 2:
+        raise ValueError("second batch")
+    return images.mean((1, 2, 3))
+def later(images, calls=[]):
+    calls.append(1)
+    if len(calls) == 3:
+        raise ValueError("third batch")
+    return images.mean((1, 2, 3))
+"""

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from dirfind import errors
-from helpers import ROOT, one_line_error
+from helpers import FAILING_PREDICTORS, ROOT, one_line_error
 
 
 def _listing(folder) -> list[str]:
@@ -274,22 +274,6 @@ def test_malformed_shard_metadata(cli, tmp_path):
 # ---------------------------------------------------------------------- predictors, refused options
 
 
-_PREDICTORS = """
-import torch
-def raises(images):
-    raise RuntimeError("model weights missing")
-def text(images):
-    return ["high"] * len(images)
-def nans(images):
-    return torch.full((len(images),), float("nan"))
-def late(images, calls=[]):
-    calls.append(1)
-    if len(calls) == 2:
-        raise ValueError("second batch")
-    return images.mean((1, 2, 3))
-"""
-
-
 @pytest.mark.parametrize(
     ("fn", "words"),
     [
@@ -301,7 +285,7 @@ def late(images, calls=[]):
     ],
 )
 def test_failing_predictors_are_named_and_leave_no_files(cli, tmp_path, fn, words):
-    (tmp_path / "p.py").write_text(_PREDICTORS)
+    (tmp_path / "p.py").write_text(FAILING_PREDICTORS)
     args = ["interfacegan", "--ckpt", "dcgan-digiface", "-n", "60", "--ratio", "0.2", "--batch-size", "20"]
     args += ["--predictor", f"p.py:{fn}"]
     r = cli(*args, "--scores-out", "s.npy", "--checkpoint-every", "0", "-o", "b.npz")

@@ -254,3 +254,25 @@ def test_sample_killed_midway_resumes_to_the_identical_output(cli, tmp_path):
             np.testing.assert_array_equal(a[key], b[key])
     assert len(list((tmp_path / "imgs").glob("*.png"))) == 400
     assert not list((tmp_path / "imgs").glob(".*")), "no temporary image files left behind"
+
+
+def test_a_huge_stream_is_dealt_lazily(dcgan):
+    """10^12 samples in batches of 1: the batch grid is never listed (it would take terabytes), so a
+    reduction starts folding batches at once."""
+    import itertools
+
+    from dirfind.core import parallel
+
+    stream = SampleStream(dcgan, 10**12, "z", seed=0, batch_size=1)
+    first = list(itertools.islice(parallel.deal(stream.cells()), 3))
+    assert first == [(0, 1), (1, 2), (2, 3)]
+    assert stream.grid([(5, 8)]) == [(5, 6), (6, 7), (7, 8)]
+
+    class Stop(MeanCov):
+        def update(self, batch):
+            super().update(batch)
+            if self.n >= 2:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        reduce_stream(stream, Stop(stream.dim), desc=None)

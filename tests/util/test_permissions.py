@@ -60,3 +60,29 @@ def test_command_outputs(cli, tmp_path, mask):
     files = ["b.npz", "t.png", "t.gif", "frames/0000.png", "s.npz", "m.npz", "g.npz", "imgs/000000.png"]
     assert {f: oct(_mode(tmp_path / f)) for f in files} == {f: oct(file_mode) for f in files}
     assert oct(_mode(tmp_path / "frames")) == oct(dir_mode) and oct(_mode(tmp_path / "imgs")) == oct(dir_mode)
+
+
+def test_interpretation_and_edit_outputs(cli, tmp_path, mask):
+    """The writers of evaluate (file, heat-maps), report (atlas folder), edit (folder, grid, recipe)
+    and traverse's .mp4 (when the video extra is installed)."""
+    import importlib.util
+
+    file_mode, dir_mode = 0o666 & ~mask, 0o777 & ~mask
+    assert cli("-q", "sefa", "--ckpt", "dcgan-digiface", "-k", "2", "-o", "b.npz").code == 0
+    r = cli("-q", "evaluate", "b.npz", "-n", "2", "--steps", "2", "--map-size", "16", "-o", "ev.npz", "--heatmaps", "h")
+    assert r.code == 0, r
+    r = cli("-q", "report", "b.npz", "--evaluation", "ev.npz", "--seeds", "0", "--steps", "2", "-o", "atlas")
+    assert r.code == 0, r
+    assert cli("-q", "sample", "--ckpt", "dcgan-digiface", "-n", "2", "-o", "s.npz").code == 0
+    r = cli("-q", "edit", "--latents", "s.npz", "--bank", "b.npz", "--dir", "0:1", "--grid", "g.png",
+            "--save-recipe", "r.json", "-o", "edited")  # fmt: skip
+    assert r.code == 0, r
+    files = ["ev.npz", "h/d000.png", "atlas/index.html", "atlas/strips/d000.png", "atlas/heat/d000.png"]
+    files += ["edited/0000.png", "edited/latents.npy", "g.png", "r.json"]
+    if importlib.util.find_spec("imageio_ffmpeg") is not None:
+        r = cli("-q", "traverse", "--bank", "b.npz", "--dir", "0", "--steps", "2", "--seeds", "0", "-o", "t.mp4")
+        assert r.code == 0, r
+        files.append("t.mp4")
+    assert {f: oct(_mode(tmp_path / f)) for f in files} == {f: oct(file_mode) for f in files}
+    folders = ["h", "atlas", "atlas/strips", "edited"]
+    assert {f: oct(_mode(tmp_path / f)) for f in folders} == {f: oct(dir_mode) for f in folders}

@@ -81,8 +81,11 @@ def edit_cmd(
     from ..bank import DirectionBank, checkpoint_of
     from ..errors import BadInputError
     from ..render.recipe import Recipe, edit_latents
+    from ..util.fileio import check_writable
 
     force = settings().force
+    if save_recipe:
+        check_writable(save_recipe, force)  # before anything is written
     if recipe is not None:
         if banks or dirs:
             raise BadInputError("give --recipe or --bank/--dir, not both")

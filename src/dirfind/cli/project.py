@@ -68,14 +68,14 @@ def project_cmd(
 
     from ..core.dist import is_main
     from ..methods.project import project
-    from ..render.images import write_traversal
+    from ..render.images import check_traversal_out, write_traversal
     from ..util.fileio import check_writable
 
     force = settings().force
     options = ProjectOptions(seed=global_seed(), **opts)  # every option is checked before anything is loaded
     check_writable(out, force)
     if preview:
-        check_writable(preview, force)
+        check_traversal_out(preview, force, "preview")
     gen = open_generator(ckpt, render)
     res = project(gen, list(images), options, mask=mask, skip_bad=skip_bad, out=out, resume=resume, force=force)
     if preview and is_main():  # a distributed run: every process has the result, rank 0 writes

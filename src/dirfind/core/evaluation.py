@@ -26,6 +26,7 @@ FORMAT_VERSION = 1
 #: array name -> (shape in K directions, S steps, A attributes, h x w map; what it holds)
 METRICS: dict[str, str] = {
     "dirs": "(K,) bank index of each evaluated direction",
+    "names": "(K,) the bank's name of each evaluated direction",
     "alphas": "(S,) the steps, in the bank's step unit",
     "profile": "(K, S) mean |x(alpha) - x(0)| per pixel and channel, images in [0, 1]",
     "effect": "(K,) mean |x(hi) - x(lo)| per pixel and channel between the ends of the range",
@@ -116,9 +117,10 @@ class Evaluation:
             raise BadInputError(f"{path}: invalid evaluation format version {version!r}")
         if version > FORMAT_VERSION:
             raise BadInputError(f"{path}: evaluation format version {version} is newer than this dirfind; upgrade")
-        for key in ("dirs", "alphas", "effect"):
-            if key not in arrays:
-                raise BadInputError(f"{path}: not a complete dirfind evaluation (missing {key})")
+        for key in ("bank", "generator", "run"):
+            if not isinstance(meta.get(key, {}), dict):
+                raise BadInputError(f"{path}: malformed dirfind evaluation ({key} must be an object)")
+        check_arrays(path, arrays)
         known = ("format", "format_version", "dirfind_version", "created", "bank", "generator", "run", "metrics")
         return cls(
             arrays=arrays,
@@ -142,6 +144,42 @@ class Evaluation:
             )
         if max(self.dirs, default=-1) >= len(bank):
             raise MismatchError(f"the evaluation covers direction {max(self.dirs)}; the bank has {len(bank)}")
+
+
+#: arrays every evaluation holds, and those it holds when it has attributes (see ``metrics.finalise``)
+REQUIRED = ("dirs", "names", "alphas", "profile", "effect", "monotone", "saturation", "change_map", "box50")
+REQUIRED += ("entropy", "outside_share", "ssim", "map_corr")
+WITH_ATTRIBUTES = ("attr_mean", "attr_sd", "attr_corr", "slope", "corr", "response", "abs_change", "ad_mean")
+
+
+def check_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    """One-line errors naming the file unless the arrays have the kinds and shapes of :data:`METRICS`
+    (K directions, S steps, A attributes agreeing across arrays), so readers can index them freely."""
+    names = arrays.get("attr_names", np.zeros(0, str))
+    required = REQUIRED + (WITH_ATTRIBUTES if names.size else ())
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise BadInputError(f"{path}: not a complete dirfind evaluation (missing {', '.join(missing)})")
+    dirs = arrays["dirs"]
+    if dirs.dtype.kind not in "iu" or dirs.ndim != 1 or not len(dirs) or (dirs < 0).any():
+        raise BadInputError(
+            f"{path}: malformed dirfind evaluation (dirs must be direction indices, got {dirs.dtype} {dirs.shape})"
+        )
+    alphas = arrays["alphas"]
+    sizes = {"K": len(dirs), "S": alphas.shape[0] if alphas.ndim == 1 else -1, "A": len(names)}
+    for key, arr in arrays.items():
+        spec = METRICS.get(key, "").partition(")")[0].lstrip("(").replace(" ", "")
+        if not spec or (key == "attr_cos" and arr.size == 0):  # no attributes: an empty matrix
+            continue
+        dims = [d for d in spec.split(",") if d]
+        text = key in ("names", "attr_names")
+        ok = arr.dtype.kind == "U" if text else arr.dtype.kind in "biuf"
+        if not ok or arr.ndim != len(dims) or any(sizes.get(d, n) != n for d, n in zip(dims, arr.shape, strict=True)):
+            want = " x ".join(str(sizes.get(d, d)) for d in dims)
+            raise BadInputError(
+                f"{path}: malformed dirfind evaluation ({key} must be {want} {'text' if text else 'numbers'}, "
+                f"got {arr.dtype} {arr.shape})"
+            )
 
 
 def bank_record(bank: DirectionBank, path: str | Path | None = None) -> dict[str, Any]:

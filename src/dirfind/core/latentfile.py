@@ -31,7 +31,7 @@ import torch
 
 from ..errors import BadInputError, NotFoundError
 from ..generators.base import Generator
-from ..util.fileio import read_meta_npz, write_meta_npz
+from ..util.fileio import check_numeric, read_meta_npz, write_meta_npz
 from .edits import base_latents, working_space
 
 FORMAT = "dirfind.projection"
@@ -178,9 +178,15 @@ def _infer_space(arr: np.ndarray, gen: Generator | None) -> str:
 
 
 def _fit(arr: np.ndarray, space: str, gen: Generator | None, path: Path) -> np.ndarray:
+    check_numeric(arr, f"{path}: latents")
+    if arr.ndim >= 2 and len(arr) == 0:
+        raise BadInputError(f"{path}: holds no latents (shape {arr.shape})")
+    if not np.isfinite(arr).all():
+        raise BadInputError(f"{path}: latents contain NaN or inf")
     if gen is None:
         return arr
-    gen.check_space(space)
+    if space not in gen.spaces:
+        raise BadInputError(f"{path}: {space!r} latents, but {gen.family} has the spaces {', '.join(gen.spaces)}")
     shape = gen.latent_shape(space)
     if arr.ndim == len(shape):
         arr = arr[None]
@@ -190,8 +196,6 @@ def _fit(arr: np.ndarray, space: str, gen: Generator | None, path: Path) -> np.n
             f"{path}: latents of shape {tuple(arr.shape)} do not fit this {gen.family} generator's space {space} "
             f"{tuple(shape)}{hint}"
         )
-    if not np.isfinite(arr).all():
-        raise BadInputError(f"{path}: latents contain NaN or inf")
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
@@ -210,26 +214,56 @@ def read_latent_file(path: str | Path, gen: Generator | None = None, space: str 
     path = Path(path)
     if not path.exists():
         raise NotFoundError(f"latents file not found: {path}", param="latents")
+    if path.is_dir():
+        raise BadInputError(f"{path} is a folder, not a latents file", param="latents")
     if path.suffix == ".npz":
-        meta, data = read_meta_npz(path, "latents file (a dirfind sample or projection file)")
-        fmt = meta.get("format")
-        if fmt not in (FORMAT, SAMPLES):
-            raise BadInputError(f"{path}: not a dirfind sample or projection file (format {fmt!r})")
-        file_space = meta.get("latent_space") or meta.get("space")
-        if space is not None and space != file_space:
-            raise BadInputError(f"{path} holds {file_space} latents, not {space}", param="latent_space")
-        noise = None
-        if fmt == FORMAT:
-            keys = sorted((k for k in data if k.startswith("noise")), key=lambda k: int(k[5:]))
-            noise = [data[k].astype(np.float32) for k in keys] or None
-        names = [str(p) for p in meta.get("images", {}).get("paths", [])] if fmt == FORMAT else []
-        lat = _fit(data["latents"], file_space, gen, path)
-        rest = {k: v for k, v in data.items() if k != "latents" and not k.startswith("noise")} if fmt == FORMAT else {}
-        return LatentSet(lat, file_space, "projection" if fmt == FORMAT else "samples", names, noise, meta, rest)
+        return _read_dirfind_file(path, gen, space)
     obj = _read_pt(path) if path.suffix in (".pt", ".pth") else _read_npy(path)
     arr, names = _from_container(obj, path)
     space = space or _infer_space(arr, gen)
     return LatentSet(_fit(arr, space, gen, path), space, "pt" if path.suffix in (".pt", ".pth") else "npy", names)
+
+
+def _read_dirfind_file(path: Path, gen: Generator | None, space: str | None) -> LatentSet:
+    """A ``dirfind sample`` or ``dirfind project`` file, its metadata and arrays checked."""
+    meta, data = read_meta_npz(path, "latents file (a dirfind sample or projection file)")
+    fmt = meta.get("format")
+    if fmt not in (FORMAT, SAMPLES):
+        raise BadInputError(f"{path}: not a dirfind sample or projection file (format {fmt!r})")
+    file_space = meta.get("latent_space") or meta.get("space")
+    if file_space not in ("z", "w", "w+"):
+        raise BadInputError(f"{path}: malformed latents file (its space is {file_space!r}, not z, w or w+)")
+    if space is not None and space != file_space:
+        raise BadInputError(f"{path} holds {file_space} latents, not {space}", param="latent_space")
+    if "latents" not in data:
+        raise BadInputError(f"{path}: malformed latents file (no latents array)")
+    lat = _fit(data["latents"], file_space, gen, path)
+    if fmt == SAMPLES:
+        return LatentSet(lat, file_space, "samples", [], None, meta, {})
+    images = meta.get("images", {})
+    paths = images.get("paths", []) if isinstance(images, dict) else None
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise BadInputError(f"{path}: malformed projection file (images.paths must be a list of file names)")
+    noise, rest = {}, {}
+    for key, arr in data.items():
+        if key.startswith("noise") and key != "noise":
+            if not key[5:].isdigit():
+                raise BadInputError(f"{path}: malformed projection file (array {key!r} is not noise<k>)")
+            check_numeric(arr, f"{path}: {key}")
+            if arr.ndim != 4 or len(arr) != len(lat) or not np.isfinite(arr).all():
+                raise BadInputError(f"{path}: {key} must be finite noise maps (N={len(lat)}, 1, H, W), got {arr.shape}")
+            noise[int(key[5:])] = arr.astype(np.float32)
+        elif key != "latents":
+            rest[key] = arr
+    if sorted(noise) != list(range(len(noise))):
+        raise BadInputError(f"{path}: malformed projection file (noise maps {sorted(noise)} are not noise0..)")
+    targets = rest.get("targets")
+    if targets is not None and (targets.dtype != np.uint8 or targets.ndim != 4 or len(targets) != len(lat)):
+        raise BadInputError(
+            f"{path}: targets must be (N={len(lat)}, H, W, C) uint8 images, got {targets.dtype} {targets.shape}"
+        )
+    names = paths if len(paths) == len(lat) else []
+    return LatentSet(lat, file_space, "projection", names, [noise[k] for k in sorted(noise)] or None, meta, rest)
 
 
 def write_projection(

@@ -5,9 +5,10 @@ and a global progress count for rank 0's bars. With one process every helper is 
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,10 @@ Arrays = dict[str, np.ndarray]
 UnitFn = Callable[[str, Any, Callable[[int, Arrays], None], Callable[[int], None]], Arrays]
 
 
-def deal(items: list[Any]) -> list[Any]:
-    """This process's share of ``items``: every ``size``-th one from its rank (round-robin)."""
+def deal(items: Iterable[Any]) -> Iterator[Any]:
+    """This process's share of ``items``: every ``size``-th one from its rank (round-robin), lazily."""
     w = world()
-    return items[w.rank :: w.size]
+    return itertools.islice(items, w.rank, None, w.size)
 
 
 def map_ordered(

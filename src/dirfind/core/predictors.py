@@ -57,14 +57,14 @@ def load_predictor(spec: str) -> Callable[[torch.Tensor], Any]:
             module_spec.loader.exec_module(module)
         except Exception as e:  # the user's code: its failure is bad input, not a dirfind bug
             sys.modules.pop(name, None)
-            raise BadInputError(f"cannot import predictor {spec}: {_failure(e)}", param="predictor") from e
+            raise BadInputError(f"cannot import predictor {spec}: {failure(e)}", param="predictor") from e
     else:
         try:
             module = importlib.import_module(mod_name)
         except ModuleNotFoundError as e:
             raise NotFoundError(f"predictor module {mod_name!r} not found ({e}); is it on PYTHONPATH?") from None
         except Exception as e:
-            raise BadInputError(f"cannot import predictor {spec}: {_failure(e)}", param="predictor") from e
+            raise BadInputError(f"cannot import predictor {spec}: {failure(e)}", param="predictor") from e
     fn = getattr(module, func, None)
     if not callable(fn):
         raise NotFoundError(f"{mod_name} has no callable {func!r}")
@@ -83,7 +83,8 @@ def as_score_matrix(out: Any, batch: int) -> tuple[np.ndarray, list[str] | None]
     return _column(out, batch, "predictor output"), names
 
 
-def _failure(e: BaseException) -> str:
+def failure(e: BaseException) -> str:
+    """An exception of the user's code as one short line: its type and message."""
     return f"{type(e).__name__}: {' '.join(str(e).split())[:160]}"
 
 
@@ -126,7 +127,7 @@ class PredictorScores:
                 out = self.predictor(images)
             except Exception as e:  # the user's code: name it, one line (--debug shows its traceback)
                 where = f"samples {batch.start}..{batch.stop - 1}"
-                raise BadInputError(f"predictor {self.name} failed on {where}: {_failure(e)}", param="predictor") from e
+                raise BadInputError(f"predictor {self.name} failed on {where}: {failure(e)}", param="predictor") from e
         try:
             s, names = as_score_matrix(out, len(batch))
         except BadInputError as e:

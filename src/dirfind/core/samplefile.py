@@ -15,6 +15,7 @@ rewrites at most the batch that was interrupted.
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -91,8 +92,19 @@ class SampleWriter:
         m = len(self.stream)
         if mode == "r":
             return open_memmap(folder / "z.npy", mode="r"), open_memmap(folder / "latents.npy", mode="r")
-        z = open_memmap(folder / "z.npy", mode=mode, dtype=np.float32, shape=(m, self.stream.gen.z_dim))
-        lat = open_memmap(folder / "latents.npy", mode=mode, dtype=np.float32, shape=(m, *self.stream.feature_shape))
+        shapes = {"z.npy": (m, self.stream.gen.z_dim), "latents.npy": (m, *self.stream.feature_shape)}
+        if mode == "w+":  # the rows live on disk (memory-mapped): refuse what the disk cannot hold, first
+            need = sum(4 * math.prod(shape) for shape in shapes.values())
+            free = shutil.disk_usage(folder).free
+            if need > free:
+                raise OutputError(
+                    f"cannot write {m} samples: their arrays need {need / 2**30:.1f} GiB and {folder} has "
+                    f"{free / 2**30:.1f} GiB free; use a smaller n"
+                )
+        try:
+            z, lat = (open_memmap(folder / k, mode=mode, dtype=np.float32, shape=v) for k, v in shapes.items())
+        except OSError as e:
+            raise OutputError(f"cannot write the sample arrays in {folder}: {e.strerror or e}") from None
         return z, lat
 
     def update(self, batch: Batch) -> None:

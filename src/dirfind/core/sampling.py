@@ -267,14 +267,16 @@ class SampleStream:
     def grid(self, ranges: Sequence[tuple[int, int]] | None = None) -> list[tuple[int, int]]:
         """The stream's batches ``start + i * batch_size`` (clipped to ``ranges``, default the whole
         stream) as (lo, hi) pairs: the fixed units a run is split into, whatever the process count."""
-        out = []
+        return list(self.cells(ranges))
+
+    def cells(self, ranges: Sequence[tuple[int, int]] | None = None) -> Iterator[tuple[int, int]]:
+        """:meth:`grid`, one pair at a time (a stream of 10^11 samples is never listed)."""
         for lo, hi in [(self.start, self.stop)] if ranges is None else ranges:
             pos = lo
             while pos < hi:
                 cell = self.start + ((pos - self.start) // self.batch_size + 1) * self.batch_size
-                out.append((pos, min(cell, hi)))
+                yield pos, min(cell, hi)
                 pos = min(cell, hi)
-        return out
 
 
 # ---------------------------------------------------------------------- latents by index
@@ -389,7 +391,7 @@ def reduce_stream(
             if saved.done:
                 return reducer
             done = saved.ranges
-    mine = parallel.deal(stream.grid(subtract_ranges(stream.start, stream.stop, done)))
+    mine = parallel.deal(stream.cells(subtract_ranges(stream.start, stream.stop, done)))
     part = list(done) if w.is_main else []  # the sample ranges this process's state holds
 
     def checkpoint(finished: bool = False) -> None:

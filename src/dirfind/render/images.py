@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import BadInputError
-from ..util.fileio import atomic_dir, atomic_path
+from ..util.fileio import atomic_dir, atomic_path, check_writable
 from ..util.images import to_pil, to_uint8
 
 GRID_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -34,9 +34,9 @@ def grid(tiles: np.ndarray, pad: int = PAD, fill: int = 255) -> np.ndarray:
     return out
 
 
-def output_kind(out: str | Path) -> str:
+def output_kind(out: str | Path, param: str = "out") -> str:
     """``grid`` for image files, ``gif`` for .gif, ``video`` for .mp4, ``frames`` for a folder
-    (trailing / or no suffix)."""
+    (trailing / or no suffix); ``param`` names the option in the error for anything else."""
     s = str(out)
     suffix = Path(s).suffix.lower()
     if suffix == ".gif":
@@ -48,8 +48,20 @@ def output_kind(out: str | Path) -> str:
     if s.endswith(("/", "\\")) or suffix == "":
         return "frames"
     raise BadInputError(
-        f"out {out}: use an image file (.png/.jpg), a .gif, an .mp4, or a folder ending in /", param="out"
+        f"{param} {out}: use an image file (.png/.jpg), a .gif, an .mp4, or a folder ending in /", param=param
     )
+
+
+def check_traversal_out(out: str | Path, force: bool = False, param: str = "out") -> str:
+    """Before anything is rendered: ``out``'s kind (:func:`output_kind`), the video extra for .mp4,
+    and that it can be written (:func:`~dirfind.util.fileio.check_writable`); returns the kind."""
+    kind = output_kind(out, param)
+    if kind == "video":
+        from .video import check_video
+
+        check_video()
+    check_writable(str(out).rstrip("/\\"), force, directory=kind == "frames")
+    return kind
 
 
 #: Largest image (or GIF frame set) a traversal holds in memory to encode; larger requests are

@@ -9,6 +9,7 @@ also looked up next to the recipe file.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,6 +39,17 @@ class Edit:
     bank: int = 0
     layers: tuple[int, ...] | None = None
     to_distance: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.direction, bool) or not isinstance(self.direction, (int, str)):
+            raise BadInputError(f"a direction is an index or a name, got {self.direction!r}", param="dirs")
+        if isinstance(self.amount, bool) or not isinstance(self.amount, (int, float)) or not math.isfinite(self.amount):
+            what = "target distance" if self.to_distance else "amount"
+            raise BadInputError(
+                f"the {what} of direction {self.direction!r} must be a finite number, got {self.amount}"
+            )
+        if isinstance(self.bank, bool) or not isinstance(self.bank, int):
+            raise BadInputError(f"the bank of an edit is a position (0, 1, ...), got {self.bank!r}", param="dirs")
 
 
 @dataclass(frozen=True)
@@ -70,27 +82,42 @@ class Recipe:
         path = Path(path)
         if not path.exists():
             raise NotFoundError(f"recipe not found: {path}", param="recipe")
+        if path.is_dir():
+            raise BadInputError(f"{path} is a folder, not an edit recipe", param="recipe")
+
+        def bad(why: str) -> BadInputError:
+            return BadInputError(f"{path}: not a dirfind edit recipe ({why})", param="recipe")
+
         try:
             d = json.loads(path.read_text())
-            if d.get("format") != FORMAT:
-                raise ValueError(f"format {d.get('format')!r}")
-            banks = []
-            for b in d["banks"]:
-                p = Path(b)
-                banks.append(str(p if p.is_absolute() or p.exists() else path.parent / p))
-            edits = tuple(
-                Edit(
-                    e["direction"],
-                    float(e["amount"]),
-                    int(e.get("bank", 0)),
-                    None if e.get("layers") is None else tuple(int(i) for i in e["layers"]),
-                    bool(e.get("to_distance")),
-                )
-                for e in d["edits"]
-            )
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise BadInputError(f"{path}: not a dirfind edit recipe ({e})", param="recipe") from None
-        return cls(tuple(banks), edits)
+        except (OSError, ValueError, RecursionError) as e:
+            raise bad(" ".join(str(e).split())[:100] or type(e).__name__) from None
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise bad(f"format {d.get('format') if isinstance(d, dict) else type(d).__name__!r}")
+        raw_banks, raw_edits = d.get("banks"), d.get("edits")
+        if not isinstance(raw_banks, list) or not all(isinstance(b, str) for b in raw_banks):
+            raise bad("banks must be a list of file names")
+        if not isinstance(raw_edits, list) or not all(isinstance(e, dict) for e in raw_edits):
+            raise bad("edits must be a list of objects")
+        banks = []
+        for b in raw_banks:
+            p = Path(b)
+            banks.append(str(p if p.is_absolute() or p.exists() else path.parent / p))
+        edits = []
+        for e in raw_edits:
+            layers = e.get("layers")
+            if layers is not None and (
+                not isinstance(layers, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in layers)
+            ):
+                raise bad(f"layers must be a list of integers, got {layers!r}")
+            if "direction" not in e or "amount" not in e:
+                raise bad("every edit needs a direction and an amount")
+            lay = None if layers is None else tuple(layers)
+            try:
+                edits.append(Edit(e["direction"], e["amount"], e.get("bank", 0), lay, bool(e.get("to_distance"))))
+            except BadInputError as err:
+                raise bad(str(err)) from None
+        return cls(tuple(banks), tuple(edits))
 
 
 def _space(gen: Generator, banks: Sequence[DirectionBank], recipe: Recipe) -> str:
@@ -171,12 +198,13 @@ def edit_latents(
 
     from ..util.fileio import atomic_dir, check_writable
     from .batched import render
-    from .images import write_traversal
+    from .images import check_traversal_out, write_traversal
     from .traverse import bank_settings
 
-    for path in (out, grid):
-        if path is not None:
-            check_writable(str(path).rstrip("/\\"), force)
+    if grid is not None:
+        check_traversal_out(grid, force, "grid")
+    if out is not None:
+        check_writable(str(out).rstrip("/\\"), force, directory=True)
     for b in banks:
         b.check_generator(gen, force=force)
     gen = gen.with_settings(**bank_settings(gen, banks[0]))
@@ -191,8 +219,17 @@ def edit_latents(
         noise=None if noise is None else [n[None] for n in noise],
     )
     names = [Path(n).stem for n in ls.names] if ls.names and len(set(Path(n).stem for n in ls.names)) == len(ls) else []
+    columns = ["unedited", "edited"]
+    tiles = np.stack([imgs[0], imgs[1]], 1)
+    targets = ls.arrays.get("targets")  # a projection's fitted target images
+    if targets is not None and targets.shape[1:] == imgs.shape[2:]:
+        tiles = np.concatenate([targets[:, None], tiles], 1)
+        columns = ["target", *columns]
     files = []
-    if out is not None:
+    if out is None:
+        if grid is not None:
+            write_traversal(tiles, grid, force=force)
+    else:
         folder = Path(str(out).rstrip("/\\"))
         with atomic_dir(folder, force=force) as tmp:
             from ..util.images import write_png
@@ -202,14 +239,8 @@ def edit_latents(
                 write_png(tmp / name, img)
                 files.append(str(folder / name))
             np.save(tmp / "latents.npy", after.cpu().numpy().astype(np.float32))
-    columns = ["unedited", "edited"]
-    tiles = np.stack([imgs[0], imgs[1]], 1)
-    targets = ls.arrays.get("targets")  # a projection's fitted target images
-    if targets is not None and targets.shape[1:] == imgs.shape[2:]:
-        tiles = np.concatenate([targets[:, None], tiles], 1)
-        columns = ["target", *columns]
-    if grid is not None:
-        write_traversal(tiles, grid, force=force)
+            if grid is not None:  # inside: a grid that cannot be written leaves no folder either
+                write_traversal(tiles, grid, force=force)
     return {
         "images": imgs[1],
         "before": imgs[0],

@@ -25,15 +25,13 @@ from ..core.edits import base_latents, working_space
 from ..errors import BadInputError
 from ..generators.base import Generator
 from ..generators.settings import RenderSettings
-from ..util.fileio import check_writable
 from ..util.options import check_positive, option
 from ..util.progress import bar
 from .annotate import Annotation, step_labels
 from .batched import render
 from .edit import bank_edit, traversal_latents
-from .images import MAX_STEPS, check_traversal_size, output_kind, traversal_sink
+from .images import MAX_STEPS, check_traversal_out, check_traversal_size, traversal_sink
 from .latents import read_latent_set
-from .video import check_video
 
 #: samples a traversal shows when neither seeds nor latents are given
 DEFAULT_SEEDS = (0, 1, 2, 3)
@@ -155,9 +153,7 @@ def traverse(
             param="to_distance",
         )
     if out is not None:
-        if output_kind(out) == "video":
-            check_video()
-        check_writable(str(out).rstrip("/\\"), force, directory=output_kind(out) == "frames")
+        check_traversal_out(out, force)
     if seeds is not None and latents is not None:
         raise BadInputError("give seeds or latents, not both", param=("seeds", "latents"))
     bank.check_generator(gen, force=force)  # first: another generator may not fit the recorded settings

@@ -193,7 +193,7 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22, remember: bool = 
     keep) the digest computed earlier in this process while the file is unchanged (same inode,
     size, modification and change times); integrity checks that must read the bytes again leave it off."""
     st = os.stat(path)
-    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)  # a rewrite moves ctime
     if remember and key in _DIGESTS:
         return _DIGESTS[key]
     h = hashlib.sha256()

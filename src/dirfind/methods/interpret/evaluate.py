@@ -31,6 +31,7 @@ from ...errors import BadInputError
 from ...generators.base import Generator
 from ...render.batched import render
 from ...render.edit import bank_edit
+from ...render.images import MAX_IMAGE_BYTES, MAX_STEPS
 from ...render.traverse import bank_settings
 from ...util.options import check_positive, option
 from .metrics import finalise
@@ -131,6 +132,13 @@ def evaluate(
     lo, hi = o.span if o.span is not None else bank.default_range
     if not lo < hi:
         raise BadInputError(f"the step range must go from low to high, got {lo} .. {hi}", param="span")
+    held = o.steps * gen.resolution**2 * gen.channels  # one sample's rendered steps (uint8), held at once
+    if o.steps > MAX_STEPS or held > MAX_IMAGE_BYTES:
+        raise BadInputError(
+            f"steps must be at most {min(MAX_STEPS, MAX_IMAGE_BYTES // (held // o.steps))} for this "
+            f"{gen.resolution}px generator (one sample's steps are rendered together), got {o.steps}",
+            param="steps",
+        )
     alphas = np.linspace(lo, hi, o.steps)
     mask = _mask(gen, o.mask)
     loaded = list(scorers) if scorers is not None else [(p, load_predictor(p)) for p in o.predictors]
@@ -196,7 +204,7 @@ def _probe(gen: Generator, bank: DirectionBank, predictors: Sequence[Predictor],
     base = base_latents(gen, torch.from_numpy(z), space, lay)
     with single():  # every process probes for itself
         img = render(gen, base, working_space(space, lay), desc=None)
-    _, names = score(predictors, to_model_input(img, gen.device))
+    _, names = score(predictors, to_model_input(img, gen.device), "sample 0")
     if not names:
         raise BadInputError("the predictors returned no scores", param="predictors")
     return names

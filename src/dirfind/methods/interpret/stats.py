@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from ...bank import DirectionBank
 from ...core.dist import all_reduce_array, single
 from ...core.edits import base_latents, working_space
-from ...core.predictors import as_score_matrix
+from ...core.predictors import as_score_matrix, failure
 from ...core.reducers import saved_arrays
 from ...core.sampling import Batch
 from ...errors import BadInputError
@@ -34,13 +34,21 @@ def to_model_input(images: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
-def score(predictors: Sequence[Predictor], images: torch.Tensor) -> tuple[np.ndarray, list[str]]:
-    """(B, A) float64 scores of every predictor side by side, and their names (made unique)."""
+def score(predictors: Sequence[Predictor], images: torch.Tensor, where: str = "") -> tuple[np.ndarray, list[str]]:
+    """(B, A) float64 scores of every predictor side by side, and their names (made unique); a
+    predictor that raises or returns no usable numbers is a one-line error naming it (and ``where``)."""
     cols, names = [], []
     for label, fn in predictors:
-        with torch.inference_mode():
-            out = fn(images)
-        s, found = as_score_matrix(out, len(images))
+        try:
+            with torch.inference_mode():
+                out = fn(images)
+        except Exception as e:  # the user's code: name it, one line (--debug shows its traceback)
+            at = f" on {where}" if where else ""
+            raise BadInputError(f"predictors: {label} failed{at}: {failure(e)}", param="predictors") from e
+        try:
+            s, found = as_score_matrix(out, len(images))
+        except BadInputError as e:
+            raise BadInputError(f"predictors: {label}: {e}", param="predictors") from None
         base = getattr(fn, "__name__", None) or label.rpartition(":")[2] or "score"
         found = found or ([base] if s.shape[1] == 1 else [f"{base}_{j}" for j in range(s.shape[1])])
         cols.append(s)
@@ -152,30 +160,30 @@ class TraversalStats:
         t = torch.from_numpy(u8).to(self.gen.device)
         return t.movedim(-1, -3).to(self.cdtype) / 255
 
-    def _scores(self, u8: np.ndarray) -> np.ndarray:
+    def _scores(self, u8: np.ndarray, batch: Batch) -> np.ndarray:
         flat = u8.reshape(-1, *u8.shape[-3:])
-        s, _ = score(self.predictors, to_model_input(flat, self.gen.device))
+        s, _ = score(self.predictors, to_model_input(flat, self.gen.device), f"samples {batch.start}..{batch.stop - 1}")
         return s.reshape(*u8.shape[:-3], s.shape[1])
 
-    def _traversal(self, base: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _traversal(self, base: torch.Tensor, k: int, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Direction ``k`` of the samples ``base``: images in [0, 1] (B, S, C, H, W) and their
         float64 scores (B, S, A) (None without attributes)."""
         lat = traversal_latents(self.gen, self.bank, base, [k], self.alphas.tolist())[0]  # (B, S, ...)
         u8 = self._images(lat)
-        return self._as_float(u8), (torch.from_numpy(self._scores(u8)) if self.attributes else None)
+        return self._as_float(u8), (torch.from_numpy(self._scores(u8, batch)) if self.attributes else None)
 
     def update(self, batch: Batch) -> None:
         base = base_latents(self.gen, batch.z, self.space, self.layers)
         # a step of 0 adds nothing to the latent (exactly): the first direction's images and scores
         # there are the unedited ones, which then need no render of their own
-        first = self._traversal(base, self.dirs[0]) if self.zero is not None and self.dirs else None
+        first = self._traversal(base, self.dirs[0], batch) if self.zero is not None and self.dirs else None
         if first is not None:
             x0 = first[0][:, self.zero]
             y0 = None if first[1] is None else first[1][:, self.zero].numpy()
         else:
             x0_u8 = self._images(base)
             x0 = self._as_float(x0_u8)  # (B, C, H, W)
-            y0 = self._scores(x0_u8) if self.attributes else None
+            y0 = self._scores(x0_u8, batch) if self.attributes else None
         self.state["n"] += len(x0)
         if y0 is not None:
             self._add("y0", y0)
@@ -183,7 +191,7 @@ class TraversalStats:
             self._add("y0_cross", y0[:, :, None] * y0[:, None, :])
         centred = torch.as_tensor(self.alphas - self.alphas.mean())
         for row, k in enumerate(self.dirs):
-            x, y = first if row == 0 and first is not None else self._traversal(base, k)  # (B, S, C, H, W)
+            x, y = first if row == 0 and first is not None else self._traversal(base, k, batch)  # (B, S, C, H, W)
             self._add("profile", (x - x0[:, None]).abs().mean((2, 3, 4)), row)
             end = x[:, -1] - x[:, 0]  # (B, C, H, W)
             d_abs, d_sq = end.abs().mean(1), (end**2).mean(1)  # (B, H, W)
