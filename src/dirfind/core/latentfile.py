@@ -143,6 +143,8 @@ def _from_container(obj: Any, path: Path) -> tuple[np.ndarray, list[str]]:
     arr = _array(obj) if not isinstance(obj, (list, tuple, dict)) else None
     if arr is not None:
         return arr, []
+    if isinstance(obj, np.ndarray):  # an array, but not of numbers
+        check_numeric(obj, f"{path}: latents")
     if isinstance(obj, dict):
         for key in ("latents", "latent", "w", "ws", "projected_w"):  # one array under a known key
             if key in obj and _array(obj[key]) is not None and len(obj) == 1:

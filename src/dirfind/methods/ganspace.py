@@ -199,7 +199,11 @@ def plan(gen: Generator, opts: GanspaceOptions | None = None, /, **changes: Any)
         gen, o.n, space, seed=o.seed, stream=STREAMS["samples"], batch_size=o.batch_size, shard=o.shard
     )
     k = check_k(o.k, o.n, stream.dim)
-    solver = choose_solver(o.solver, o.n, stream.dim, k)  # all n samples: every shard chooses alike
+    # all n samples: every shard chooses alike; a sharded run needs the single-pass exact PCA,
+    # which auto takes while its covariance is modest (D <= 2048: 32 MB)
+    sharded_exact = o.solver == "auto" and stream.shard is not None and stream.dim <= 2048
+    wanted = "exact" if sharded_exact else o.solver
+    solver = choose_solver(wanted, o.n, stream.dim, k)
     n_reg = regression_samples(o.n, o.n_regression) if fs.is_activation else 0
     lay = _check_layers(gen, fs.latent_space, o.layers)
     samples = stream.identity()
