@@ -259,10 +259,6 @@ class DirectionBank:
                 h.update(np.ascontiguousarray(arr, np.float32).tobytes())
         return h.hexdigest()
 
-    def index_of(self, key: int | str) -> int:
-        """The index of one direction given by index or name (see :meth:`resolve`)."""
-        return self.resolve([key])[0]
-
     def check_generator(self, gen: Any, force: bool = False) -> None:
         """Refuse to use this bank with another generator (different fingerprint) unless ``force``."""
         mine, theirs = self.generator.get("fingerprint"), getattr(gen, "fingerprint", None)

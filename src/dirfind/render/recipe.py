@@ -141,7 +141,7 @@ def apply_recipe(
     x = base.double().clone()
     for e in recipe.edits:
         bank = banks[e.bank]
-        k = bank.index_of(e.direction)
+        (k,) = bank.resolve([e.direction])
         space, lay = bank_edit(gen, bank, e.layers)
         sel = edit_layers(gen, space, lay)
         d = torch.from_numpy(bank.directions[k] * bank.scales[k])
