@@ -35,6 +35,20 @@ def one_line_error(res, code: int, logs: bool = False) -> str:
     return lines[0]
 
 
+def interrupt_second_update(monkeypatch, cls) -> None:
+    """Make ``cls.update`` fold in one batch, then raise KeyboardInterrupt (a Ctrl-C mid-run);
+    ``monkeypatch.undo()`` or setting it back restores it."""
+    real, calls = cls.update, []
+
+    def flaky(self, batch):
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        calls.append(batch.start)
+        real(self, batch)
+
+    monkeypatch.setattr(cls, "update", flaky)
+
+
 def close(a, b, atol: float = 1e-4) -> None:
     """``a`` (tensor or array) equals ``b`` within ``atol`` (max abs)."""
     a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a

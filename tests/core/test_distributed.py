@@ -645,9 +645,9 @@ def test_evaluation_parts_merge_to_the_one_pass_state(dcgan):
 
 @pytest.mark.slow
 def test_evaluate_in_two_processes_equals_one_and_resumes_in_one(tmp_path, dcgan_path):
-    """dirfind evaluate under torchrun (2 gloo processes): the evaluation of one process, rank 0
-    alone prints; a run interrupted on rank 1 (both stop, 130, rank 1's part saved) is resumed by
-    one process to the same evaluation."""
+    """dirfind evaluate under torchrun (2 gloo processes): the evaluation of one process (seeded
+    samples and a latents file), rank 0 alone prints; a run interrupted on rank 1 (both stop, 130,
+    rank 1's part saved) is resumed by one process to the same evaluation."""
     from dirfind.cli import main
 
     scorer = tmp_path / "scorer.py"
@@ -656,13 +656,17 @@ def test_evaluate_in_two_processes_equals_one_and_resumes_in_one(tmp_path, dcgan
         assert main(["-q", "sefa", "--ckpt", "dcgan-digiface", "-k", "2", "--out", "sefa.npz"]) == 0
     args = ["evaluate", "../../sefa.npz", "-n", "8", "--steps", "3", "--batch-size", "3"]  # one sample per batch
     args += ["--predictor", f"{scorer}:luminance", "--checkpoint-every", "0"]
-    cmds = {"full": args, "cut": args}
-    _one_process(tmp_path / "one", ["full"], cmds)
-    res = _run_plan(2, tmp_path / "two", ["full", "cut"], cmds)
-    (full0, cut0), (full1, cut1) = res
+    np.save(tmp_path / "z.npy", np.random.default_rng(1).standard_normal((5, 100)).astype(np.float32))
+    given = ["evaluate", "../../sefa.npz", "--latents", "../../z.npy", "--steps", "3", "--batch-size", "3"]
+    cmds = {"full": args, "cut": args, "given": [*given, "--predictor", f"{scorer}:luminance"]}
+    _one_process(tmp_path / "one", ["full", "given"], cmds)
+    res = _run_plan(2, tmp_path / "two", ["full", "given", "cut"], cmds)
+    (full0, given0, cut0), (full1, given1, cut1) = res
     assert full0["code"] == full1["code"] == 0, (full0["err"][-2000:], full1["err"][-2000:])
     assert "wrote full.npz" in full0["out"] and full1["out"] == full1["err"] == ""
     _evaluations_close(tmp_path / "one" / "full" / "full.npz", tmp_path / "two" / "full" / "full.npz")
+    assert given0["code"] == given1["code"] == 0, (given0["err"][-2000:], given1["err"][-2000:])
+    _evaluations_close(tmp_path / "one" / "given" / "given.npz", tmp_path / "two" / "given" / "given.npz")
     assert cut0["code"] == cut1["code"] == 130, (cut0["err"][-2000:], cut1["err"][-2000:])
     where = tmp_path / "two" / "cut"
     assert list((where / "cut.npz.progress" / PARTS).glob("*.r1.evaluate.npz")) and not (where / "cut.npz").exists()

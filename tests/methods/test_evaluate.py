@@ -17,7 +17,7 @@ from dirfind.methods.interpret.metrics import box_share, entropy, profile_shape,
 from dirfind.methods.interpret.stats import TraversalStats
 from dirfind.methods.jacobian import region_mask
 from dirfind.render import traverse
-from helpers import PREDICTORS
+from helpers import PREDICTORS, interrupt_second_update
 
 LUMINANCE = f"{PREDICTORS}:luminance"
 
@@ -78,15 +78,8 @@ def test_metrics_equal_a_direct_computation_from_traverse(dcgan, bank, ev):
 def test_results_do_not_depend_on_batch_size_and_resume_exactly(dcgan, bank, ev, tmp_path, monkeypatch):
     """An interrupted run with two samples per batch, resumed, equals the one-batch run ``ev``."""
     out = tmp_path / "ev.npz"
-    real, calls = TraversalStats.update, []
-
-    def flaky(self, batch):
-        if len(calls) == 1:
-            raise KeyboardInterrupt
-        calls.append(batch.start)
-        real(self, batch)
-
-    monkeypatch.setattr(TraversalStats, "update", flaky)
+    real = TraversalStats.update
+    interrupt_second_update(monkeypatch, TraversalStats)
     opts = dict(n=4, steps=7, predictors=(LUMINANCE,), seed=3, batch_size=14)  # two samples per batch
     with pytest.raises(Interrupted):
         evaluate(dcgan, bank, out=out, every=0, **opts)

@@ -85,6 +85,16 @@ def as_json(ev: Any) -> dict[str, Any]:
     "--region", default=None, metavar="X0,Y0,X1,Y1", callback=_region, help="Region for inside/outside ratios."
 )
 @click.option("--mask", default=None, metavar="FILE.png", help="Region as a mask image (non-zero = region).")
+@click.option(
+    "--latents",
+    default=None,
+    metavar="FILE",
+    help="Evaluate at these latents instead of -n seeded samples: a dirfind project or sample file, "
+    "or a .npy/.pt array (e4e/ReStyle/PTI files; see --latent-space).",
+)
+@click.option(
+    "--latent-space", type=click.Choice(["z", "w", "w+"]), default=None, help="Space of a raw .npy/.pt --latents array."
+)
 @option_from(EvaluateOptions, "map_size", "--map-size")
 @option_from(EvaluateOptions, "batch_size", "--batch-size")
 @click.option("--heatmaps", default=None, metavar="DIR/", help="Also write each direction's change heat-map PNG there.")
@@ -95,6 +105,8 @@ def evaluate_cmd(
     ckpt: str | None,
     region: Any,
     mask: str | None,
+    latents: str | None,
+    latent_space: str | None,
     heatmaps: str | None,
     resume: bool,
     every: float,
@@ -113,6 +125,10 @@ def evaluate_cmd(
     force = settings().force
     if region is not None and mask is not None:
         raise BadInputError("give --region or --mask, not both")
+    if latents is not None and click.get_current_context().get_parameter_source("n").name != "DEFAULT":
+        raise BadInputError("give -n (seeded samples) or --latents, not both")
+    if latent_space is not None and latents is None:
+        raise BadInputError("--latent-space applies to a --latents file")
     for path in (out, heatmaps):
         if path is not None:
             check_writable(str(path).rstrip("/"), force)
@@ -123,7 +139,16 @@ def evaluate_cmd(
     gen = open_generator(ckpt or checkpoint_of(bank.generator))
     area = region_mask(region, gen.resolution) if region is not None else read_mask(mask) if mask else None
     ev = evaluate(
-        gen, bank, replace(options, mask=area), bank_path=bank_path, out=out, resume=resume, force=force, every=every
+        gen,
+        bank,
+        replace(options, mask=area),
+        bank_path=bank_path,
+        out=out,
+        resume=resume,
+        force=force,
+        every=every,
+        latents=latents,
+        latent_space=latent_space,
     )
     text = table(ev)
     if heatmaps is not None:
@@ -134,5 +159,6 @@ def evaluate_cmd(
             write_heatmaps(ev, heatmaps, force=force)
         text += f"\nheat-maps in {heatmaps}"
     if out is not None:
-        text = f"wrote {out}: {len(ev.dirs)} direction(s) x {ev.run['n']} samples x {ev.run['steps']} steps\n" + text
+        what = "latents" if "latents" in ev.run else "samples"
+        text = f"wrote {out}: {len(ev.dirs)} direction(s) x {ev.run['n']} {what} x {ev.run['steps']} steps\n" + text
     emit(text, as_json(ev))

@@ -183,10 +183,16 @@ def _page(bank: DirectionBank, bank_path: str | None, evaluation: Evaluation | N
     ]
     if evaluation is not None:
         run = evaluation.run
+        given = run.get("latents")
+        what = (
+            f"{run.get('n')} latents of {given.get('file') or 'given latents'}"
+            if isinstance(given, dict)
+            else f"{run.get('n')} samples (seed {run.get('seed')})"
+        )
         meta.append(
             (
                 "evaluation",
-                f"{run.get('n')} samples (seed {run.get('seed')}), {run.get('steps')} steps over "
+                f"{e(what)}, {run.get('steps')} steps over "
                 f"{run.get('span')}, predictors: {e(', '.join(run.get('predictors') or []) or 'none')}",
             )
         )

@@ -1,7 +1,9 @@
-"""``dirfind evaluate``: measure what each direction of a bank does to N seeded samples.
+"""``dirfind evaluate``: measure what each direction of a bank does to N seeded samples (or to
+given latents, e.g. projected photos).
 
 Every direction is rendered at ``steps`` points of its range for the samples of stream 0 of the
-seed (the samples ``dirfind sample`` writes), batch by batch through the sampling engine
+seed (the samples ``dirfind sample`` writes), or for the latents of a file (with a projection's
+noise maps), batch by batch through the sampling engine
 (resumable from ``<out>.progress/``), and measured: effect size and its profile, locality (change
 maps, concentration, a region's inside/outside ratio), content preservation (change outside the
 direction's own area, SSIM of the ends), attribute responses and dependencies of every predictor
@@ -25,8 +27,9 @@ from ...core.dist import is_main, single
 from ...core.edits import base_latents, working_space
 from ...core.evaluation import Evaluation, bank_record
 from ...core.jobs import resumable
+from ...core.latentfile import LatentSet
 from ...core.predictors import load_predictor
-from ...core.sampling import SampleStream, check_seed, draw_z, reduce_stream
+from ...core.sampling import LatentStream, SampleStream, check_seed, draw_z, reduce_stream
 from ...errors import BadInputError
 from ...generators.base import Generator
 from ...render.batched import render
@@ -96,6 +99,8 @@ def evaluate(
     force: bool = False,
     every: float = 60.0,
     scorers: Sequence[Predictor] | None = None,
+    latents: str | Path | LatentSet | None = None,
+    latent_space: str | None = None,
     **changes: Any,
 ) -> Evaluation:
     """Render and measure the directions of ``bank`` (see the module doc).
@@ -116,6 +121,10 @@ def evaluate(
         (``resume``, ``force``, ``every`` seconds between checkpoints).
     scorers : sequence of (label, callable), optional
         Already-loaded predictors instead of ``opts.predictors`` (library use).
+    latents : str, Path or LatentSet, optional
+        Evaluate at these latents instead of ``n`` seeded samples: any latents file
+        (:func:`dirfind.core.latentfile.read_latent_file`; ``latent_space`` for a raw array) or
+        one already read. A projection's noise maps are used as ``traverse`` uses them.
 
     Returns
     -------
@@ -142,8 +151,10 @@ def evaluate(
     alphas = np.linspace(lo, hi, o.steps)
     mask = _mask(gen, o.mask)
     loaded = list(scorers) if scorers is not None else [(p, load_predictor(p)) for p in o.predictors]
-    attributes = _probe(gen, bank, loaded, o.seed)
-    stream = SampleStream(gen, o.n, "z", seed=o.seed, batch_size=max(1, o.batch_size // o.steps))
+    per_batch = max(1, o.batch_size // o.steps)
+    given = _given(gen, bank, latents, latent_space, per_batch)
+    stream = given[1] if given else SampleStream(gen, o.n, "z", seed=o.seed, batch_size=per_batch)
+    attributes = _probe(gen, bank, loaded, o.seed, stream if given else None)
     identity = {
         "what": "dirfind evaluate",
         "bank": bank.fingerprint(),
@@ -179,9 +190,8 @@ def evaluate(
             bank=bank_record(bank, bank_path),
             generator=generator_identity(gen),
             run={
-                "n": o.n,
-                "seed": o.seed,
-                "stream": 0,
+                "n": len(stream),
+                **({"seed": o.seed, "stream": 0} if not given else {"latents": given[0]}),
                 "steps": o.steps,
                 "span": [float(lo), float(hi)],
                 "step_unit": bank.step_unit,
@@ -195,15 +205,48 @@ def evaluate(
     return result
 
 
-def _probe(gen: Generator, bank: DirectionBank, predictors: Sequence[Predictor], seed: int) -> list[str]:
-    """Attribute names: the predictors' outputs on one rendered sample (checked before the run)."""
+def _given(
+    gen: Generator, bank: DirectionBank, latents: str | Path | LatentSet | None, space: str | None, batch_size: int
+) -> tuple[dict[str, Any], LatentStream] | None:
+    """Given latents as a stream in the bank's working space, and what the result records of them."""
+    if latents is None:
+        return None
+    from ...core.latentfile import read_latent_file
+
+    ls = latents if isinstance(latents, LatentSet) else read_latent_file(latents, gen, space)
+    edit_space, lay = bank_edit(gen, bank)
+    work = ls.working(gen, edit_space, lay)
+    stream = LatentStream(gen, work, working_space(edit_space, lay), noise=ls.noise_tensors(), batch_size=batch_size)
+    record = {
+        "file": None if isinstance(latents, LatentSet) else str(latents),
+        "source": ls.source,
+        "space": ls.space,
+        "names": list(ls.names),
+        "noise": ls.noise is not None,
+        "sha256": stream.digest,
+    }
+    return record, stream
+
+
+def _probe(
+    gen: Generator,
+    bank: DirectionBank,
+    predictors: Sequence[Predictor],
+    seed: int,
+    given: LatentStream | None = None,
+) -> list[str]:
+    """Attribute names: the predictors' outputs on one rendered sample (the first given latent, if
+    any; checked before the run)."""
     if not predictors:
         return []
     space, lay = bank_edit(gen, bank)
-    z = draw_z(gen, 0, 1, seed)
-    base = base_latents(gen, torch.from_numpy(z), space, lay)
+    if given is not None:
+        first = given.batch(0, 1)
+        base, noise = first.latent, first.noise
+    else:
+        base, noise = base_latents(gen, torch.from_numpy(draw_z(gen, 0, 1, seed)), space, lay), None
     with single():  # every process probes for itself
-        img = render(gen, base, working_space(space, lay), desc=None)
+        img = render(gen, base, working_space(space, lay), desc=None, noise=noise)
     _, names = score(predictors, to_model_input(img, gen.device), "sample 0")
     if not names:
         raise BadInputError("the predictors returned no scores", param="predictors")

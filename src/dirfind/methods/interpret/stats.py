@@ -1,5 +1,6 @@
-"""The evaluation reducer: render every direction's traversal for each batch of seeded samples and
-fold what is measured into additive float64 sums (state that saves, loads and merges by addition).
+"""The evaluation reducer: render every direction's traversal for each batch of seeded samples (or
+of given latents, with their noise maps) and fold what is measured into additive float64 sums
+(state that saves, loads and merges by addition).
 
 Each sample's contribution is added on its own, in sample order, so the sums do not depend on the
 batch size; the parts of a distributed run (or of resumed runs) merge by adding their states.
@@ -65,7 +66,9 @@ def score(predictors: Sequence[Predictor], images: torch.Tensor, where: str = ""
 class TraversalStats:
     """Reducer of :class:`~dirfind.core.sampling.SampleStream` batches for ``dirfind evaluate``.
 
-    For every sample: the unedited image x0 (the first direction's image at a step of 0, when the
+    Seeded batches are embedded in the bank's working space; batches of given latents
+    (:class:`~dirfind.core.sampling.LatentStream`) are already there and render with their own
+    noise maps. For every sample: the unedited image x0 (the first direction's image at a step of 0, when the
     steps include 0) and, per direction, the images x(alpha) at each step are rendered (through
     :func:`dirfind.render.batched.render`, as ``traverse`` renders them) and measured in [0, 1]
     units: change profiles, the change maps between the range ends (area-pooled to ``map_size``),
@@ -149,11 +152,12 @@ class TraversalStats:
             acc[index] += row
 
     # ------------------------------------------------------------------ one batch
-    def _images(self, latents: torch.Tensor) -> np.ndarray:
+    def _images(self, latents: torch.Tensor, noise: list[torch.Tensor] | None = None) -> np.ndarray:
         """Working-space latents (any leading shape) rendered to uint8 NHWC, as ``traverse`` does
-        (by this process alone: in a distributed run each process reduces its own batches)."""
+        (by this process alone: in a distributed run each process reduces its own batches);
+        ``noise``: the samples' own noise maps, leading shape as the latents'."""
         with single():
-            return render(self.gen, latents, self.work, batch_size=self.batch_size, desc=None)
+            return render(self.gen, latents, self.work, batch_size=self.batch_size, desc=None, noise=noise)
 
     def _as_float(self, u8: np.ndarray) -> torch.Tensor:
         """uint8 (…, H, W, C) as (…, C, H, W) in [0, 1] on the device."""
@@ -169,11 +173,13 @@ class TraversalStats:
         """Direction ``k`` of the samples ``base``: images in [0, 1] (B, S, C, H, W) and their
         float64 scores (B, S, A) (None without attributes)."""
         lat = traversal_latents(self.gen, self.bank, base, [k], self.alphas.tolist())[0]  # (B, S, ...)
-        u8 = self._images(lat)
+        noise = None if batch.noise is None else [n[:, None] for n in batch.noise]  # (B, 1, 1, H, W)
+        u8 = self._images(lat, noise)
         return self._as_float(u8), (torch.from_numpy(self._scores(u8, batch)) if self.attributes else None)
 
     def update(self, batch: Batch) -> None:
-        base = base_latents(self.gen, batch.z, self.space, self.layers)
+        # seeded samples are embedded; given latents (no z) are already in the working space
+        base = batch.latent if batch.z is None else base_latents(self.gen, batch.z, self.space, self.layers)
         # a step of 0 adds nothing to the latent (exactly): the first direction's images and scores
         # there are the unedited ones, which then need no render of their own
         first = self._traversal(base, self.dirs[0], batch) if self.zero is not None and self.dirs else None
@@ -181,7 +187,7 @@ class TraversalStats:
             x0 = first[0][:, self.zero]
             y0 = None if first[1] is None else first[1][:, self.zero].numpy()
         else:
-            x0_u8 = self._images(base)
+            x0_u8 = self._images(base, batch.noise)
             x0 = self._as_float(x0_u8)  # (B, C, H, W)
             y0 = self._scores(x0_u8, batch) if self.attributes else None
         self.state["n"] += len(x0)
