@@ -76,3 +76,27 @@ def test_layer_edits_touch_only_their_layers_and_recipes_round_trip(run, tmp_pat
     assert Recipe.load(tmp_path / "r.json") == Recipe((str(d / "b.npz"),), rec.edits)
     with pytest.raises(BadInputError, match="no direction is named"):
         apply_recipe(gen, [bank], Recipe((str(d / "b.npz"),), (Edit("smile", 1.0),)), ls)
+
+
+def test_edits_too_large_to_hold_are_written_a_part_at_a_time(run, tmp_path, monkeypatch):
+    """Over the memory limit (lowered here to one image's worth of pairs), the PNGs are rendered
+    and written a part at a time and equal the in-memory run's; without a folder it is refused."""
+    from PIL import Image
+
+    import dirfind.render.images as images
+
+    gen, d, _ = run
+    bank = DirectionBank.load(d / "b.npz")
+    rec = Recipe((str(d / "b.npz"),), (Edit(1, 2.0),))
+    whole = edit_latents(gen, [bank], rec, d / "p.npz", out=tmp_path / "whole", batch_size=1)
+    monkeypatch.setattr(images, "MAX_IMAGE_BYTES", 3 * 32 * 32 * 3)  # 1.5 pairs: one image per part
+    parts = edit_latents(gen, [bank], rec, d / "p.npz", out=tmp_path / "parts", batch_size=1)
+    assert parts["images"] is None and len(parts["files"]) == 2
+    for a, b in zip(whole["files"], parts["files"], strict=True):
+        assert np.abs(np.asarray(Image.open(a), int) - np.asarray(Image.open(b), int)).max() <= 1
+    np.testing.assert_array_equal(np.load(tmp_path / "whole/latents.npy"), np.load(tmp_path / "parts/latents.npy"))
+    with pytest.raises(BadInputError, match="too many to hold"):
+        edit_latents(gen, [bank], rec, d / "p.npz", batch_size=1)
+    with pytest.raises(BadInputError, match="too large"):
+        edit_latents(gen, [bank], rec, d / "p.npz", out=tmp_path / "g", grid=tmp_path / "g.png", batch_size=1)
+    assert not (tmp_path / "g").exists()

@@ -192,13 +192,21 @@ def edit_latents(
     Returns
     -------
     dict
-        ``images`` (N, H, W, C) uint8 edited, ``before``, ``space``, ``count``, ``files``, ``grid``, ``columns``.
+        ``images`` (N, H, W, C) uint8 edited, ``before``, ``space``, ``count``, ``files``, ``grid``,
+        ``columns``. With ``out`` the images are rendered and written a part at a time, and
+        ``images``/``before`` are None when both would exceed :data:`~dirfind.render.images.MAX_IMAGE_BYTES`
+        (and on the processes other than rank 0 of a distributed run).
     """
+    from contextlib import nullcontext
+
     import numpy as np
 
+    from ..core.dist import world
     from ..util.fileio import atomic_dir, check_writable
+    from ..util.images import write_png
+    from ..util.progress import bar
     from .batched import render
-    from .images import check_traversal_out, write_traversal
+    from .images import MAX_IMAGE_BYTES, check_traversal_out, check_traversal_size, write_traversal
     from .traverse import bank_settings
 
     if grid is not None:
@@ -209,45 +217,61 @@ def edit_latents(
         b.check_generator(gen, force=force)
     gen = gen.with_settings(**bank_settings(gen, banks[0]))
     ls = latents if isinstance(latents, LatentSet) else read_latent_file(latents, gen, latent_space)
+    tile = (gen.resolution, gen.resolution, gen.channels)
+    n, per = len(ls), gen.resolution**2 * gen.channels
+    targets = ls.arrays.get("targets")  # a projection's fitted target images
+    if targets is not None and tuple(targets.shape[1:]) != tile:
+        targets = None
+    columns = ["target"] * (targets is not None) + ["unedited", "edited"]
+    if grid is not None:  # the grid is one image: it must fit (then so do the images it shows)
+        check_traversal_size(grid, n, len(columns), tile)
+    keep = 2 * n * per <= MAX_IMAGE_BYTES
+    if not keep and out is None:
+        raise BadInputError(
+            f"{n} edited {tile[0]}px images and their unedited ones are too many to hold in memory "
+            f"({2 * n * per / 2**30:.1f} GiB, limit {MAX_IMAGE_BYTES / 2**30:g} GiB); write them to a folder",
+            param="out",
+        )
     before, after, work = apply_recipe(gen, banks, recipe, ls)
     noise = ls.noise_tensors()
-    imgs = render(
-        gen,
-        torch.stack([before, after]),
-        work,
-        batch_size=batch_size,
-        noise=None if noise is None else [n[None] for n in noise],
-    )
-    names = [Path(n).stem for n in ls.names] if ls.names and len(set(Path(n).stem for n in ls.names)) == len(ls) else []
-    columns = ["unedited", "edited"]
-    tiles = np.stack([imgs[0], imgs[1]], 1)
-    targets = ls.arrays.get("targets")  # a projection's fitted target images
-    if targets is not None and targets.shape[1:] == imgs.shape[2:]:
-        tiles = np.concatenate([targets[:, None], tiles], 1)
-        columns = ["target", *columns]
-    files = []
-    if out is None:
-        if grid is not None:
-            write_traversal(tiles, grid, force=force)
-    else:
-        folder = Path(str(out).rstrip("/\\"))
-        with atomic_dir(folder, force=force) as tmp:
-            from ..util.images import write_png
-
-            for i, img in enumerate(imgs[1]):
-                name = f"{names[i] if names else f'{i:04d}'}.png"
-                write_png(tmp / name, img)
-                files.append(str(folder / name))
+    chunk = n if keep else max(1, MAX_IMAGE_BYTES // (4 * per))  # images rendered and written at a time
+    stems = [Path(x).stem for x in ls.names]
+    names = stems if stems and len(set(stems)) == n else []
+    main = world().is_main
+    folder = None if out is None else Path(str(out).rstrip("/\\"))
+    files, kept = [], []
+    with (
+        atomic_dir(folder, force=force) if folder is not None and main else nullcontext() as tmp,
+        bar(total=2 * n, desc="render", unit="img") as pbar,
+    ):
+        for lo in range(0, n, chunk):
+            hi = min(lo + chunk, n)
+            part = None if noise is None else [m[None, lo:hi] for m in noise]
+            imgs = render(gen, torch.stack([before[lo:hi], after[lo:hi]]), work, batch_size, pbar=pbar, noise=part)
+            if imgs is None:  # a distributed run's process other than rank 0
+                continue
+            if tmp is not None:
+                for i, img in enumerate(imgs[1], lo):
+                    name = f"{names[i] if names else f'{i:04d}'}.png"
+                    write_png(tmp / name, img)
+                    files.append(str(folder / name))
+            if keep:
+                kept.append(imgs)
+        imgs = np.concatenate(kept, 1) if kept else None
+        if tmp is not None:
             np.save(tmp / "latents.npy", after.cpu().numpy().astype(np.float32))
-            if grid is not None:  # inside: a grid that cannot be written leaves no folder either
-                write_traversal(tiles, grid, force=force)
+        if grid is not None and imgs is not None:  # inside: a grid that cannot be written leaves no folder either
+            tiles = np.stack([imgs[0], imgs[1]], 1)
+            if targets is not None:
+                tiles = np.concatenate([targets[:, None], tiles], 1)
+            write_traversal(tiles, grid, force=force)
     return {
-        "images": imgs[1],
-        "before": imgs[0],
+        "images": None if imgs is None else imgs[1],
+        "before": None if imgs is None else imgs[0],
         "space": work,
-        "count": len(ls),
+        "count": n,
         "files": files,
         "grid": None if grid is None else str(grid),
         "columns": columns,
-        "latents_file": None if out is None else str(Path(str(out).rstrip("/\\")) / "latents.npy"),
+        "latents_file": None if folder is None else str(folder / "latents.npy"),
     }
