@@ -4,6 +4,8 @@ with the official ganspace outputs, determinism, shards, resume, and an end-to-e
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -220,8 +222,16 @@ class _Boom(Exception):
     pass
 
 
+@pytest.fixture
+def unblocked(monkeypatch):
+    """Activation batches of the generator's batch size (no larger PCA blocks), for tests that
+    count or interrupt batches."""
+    module = importlib.import_module("dirfind.methods.ganspace")  # not the function it exports
+    monkeypatch.setattr(module, "ACT_BLOCK_ROWS", 1)
+
+
 @pytest.mark.parametrize("fail_at", ["pass", "regression"])
-def test_interrupted_run_resumes_to_the_identical_bank(dcgan, monkeypatch, tmp_path, fail_at):
+def test_interrupted_run_resumes_to_the_identical_bank(dcgan, monkeypatch, tmp_path, fail_at, unblocked):
     opts = dict(space="act:main.2", n=1500, k=10, seed=3, batch_size=250, n_regression=1000, solver="randomized")
     full = ganspace(dcgan, **opts)
     cls = BlockProduct if fail_at == "pass" else LatentRegression
@@ -261,7 +271,7 @@ def test_cli_run_killed_midway_resumes_to_the_identical_bank(cli, tmp_path):
         np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
 
 
-def test_samples_kept_in_memory_give_the_bank_regenerated_ones_give(dcgan, monkeypatch):
+def test_samples_kept_in_memory_give_the_bank_regenerated_ones_give(dcgan, monkeypatch, unblocked):
     """The randomized solver's later passes read the kept samples (no generator calls) and the bank
     is bitwise the same as with every pass regenerating them, or with only part of them kept."""
     opts = dict(space="act:main.2", n=1000, k=6, seed=3, batch_size=250, n_regression=200, solver="randomized")
@@ -285,6 +295,26 @@ def test_samples_kept_in_memory_give_the_bank_regenerated_ones_give(dcgan, monke
         for key in ("directions", "scales", "scores", "mean"):
             np.testing.assert_array_equal(getattr(bank, key), getattr(again, key))
         np.testing.assert_array_equal(bank.extras["act_components"], again.extras["act_components"])
+
+
+def test_activation_blocks_hold_the_generator_batches_samples(dcgan, monkeypatch):
+    """A block of 1000 rows made of generator calls of 250 holds bitwise the samples of four
+    batches of 250; the bank from blocks equals the one from plain batches to float32 rounding."""
+    from dirfind.core.sampling import SampleStream
+
+    small = SampleStream(dcgan, 1000, "act:main.2", seed=4, batch_size=250)
+    block = SampleStream(dcgan, 1000, "act:main.2", seed=4, batch_size=1000, forward_batch=250)
+    whole = block.batch(0, 1000)
+    for b in small:
+        np.testing.assert_array_equal(whole.x[b.start : b.stop].numpy(), b.x.numpy())
+        np.testing.assert_array_equal(whole.z[b.start : b.stop].numpy(), b.z.numpy())
+    opts = dict(space="act:main.2", n=1200, k=6, seed=3, batch_size=200, n_regression=400, solver="randomized")
+    blocked = ganspace(dcgan, **opts)
+    module = importlib.import_module("dirfind.methods.ganspace")  # not the function it exports
+    monkeypatch.setattr(module, "ACT_BLOCK_ROWS", 1)
+    plain = ganspace(dcgan, **opts)
+    np.testing.assert_allclose(np.abs(np.sum(blocked.directions * plain.directions, 1)), 1, atol=1e-5)
+    np.testing.assert_allclose(blocked.scores, plain.scores, rtol=1e-5)
 
 
 def test_memory_budget_flag_takes_sizes(cli, tmp_path):

