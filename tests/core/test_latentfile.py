@@ -92,3 +92,14 @@ def test_sample_files_carry_their_space(sg2, tmp_path):
     assert ls.space == "w" and ls.source == "samples" and ls.latents.shape == (3, sg2.w_dim)
     with pytest.raises(BadInputError, match="holds w latents, not z"):
         read_latent_file(tmp_path / "s.npz", sg2, "z")
+
+
+def test_projection_noise_maps_of_another_generator_name_the_file(sg2, tmp_path):
+    from dirfind.core.latentfile import write_projection
+
+    wp = _ws(sg2, 2).numpy()
+    maps = {f"noise{k}": np.zeros((2, 1, 3, 3), np.float32) for k in range(len(sg2.noise_maps()))}
+    path = write_projection(tmp_path / "p.npz", {"space": "w+", "images": {"paths": []}}, {"latents": wp, **maps})
+    with pytest.raises(BadInputError, match=r"p\.npz: its noise maps .* do not fit"):
+        read_latent_file(path, sg2)
+    assert read_latent_file(path).noise is not None  # without a generator nothing is checked

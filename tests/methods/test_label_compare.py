@@ -12,6 +12,7 @@ from dirfind.bank import DirectionBank, generator_identity
 from dirfind.errors import BadInputError, MismatchError
 from dirfind.methods import sefa
 from dirfind.methods.interpret import compare, evaluate, label, principal_angles
+from dirfind.methods.interpret.compare import CompareOptions
 from dirfind.methods.interpret.label import layer_hint
 from helpers import FIX, PREDICTORS
 
@@ -137,3 +138,15 @@ def test_an_attribute_that_follows_the_top_one_is_no_rival():
     assert named(0.0) == ["mixed.0", "mixed.1", "-warmth"]
     together = named(-0.98)
     assert together[2] == "-warmth" and together[0] in ("+face_x", "-yaw") and together[1] == together[0] + ".2"
+
+
+def test_compare_says_when_k_exceeds_the_banks(dcgan, caplog):
+    sf = sefa(dcgan, k=5)
+    with caplog.at_level("WARNING", logger="dirfind"):
+        res = compare(sf, sf, CompareOptions(k=100))
+    assert "k = 100 but the banks hold 5 and 5 directions" in caplog.text
+    assert len(res["matches"]) == 5
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="dirfind"):
+        compare(sf, sf, CompareOptions(k=5))
+    assert "warning" not in caplog.text

@@ -264,8 +264,16 @@ def _read_dirfind_file(path: Path, gen: Generator | None, space: str | None) -> 
         raise BadInputError(
             f"{path}: targets must be (N={len(lat)}, H, W, C) uint8 images, got {targets.dtype} {targets.shape}"
         )
+    maps = [noise[k] for k in sorted(noise)]
+    if maps and gen is not None:
+        want = [tuple(m.shape) for m in gen.noise_maps()]
+        if [tuple(m.shape[-2:]) for m in maps] != want:
+            raise BadInputError(
+                f"{path}: its noise maps {[tuple(m.shape[-2:]) for m in maps]} do not fit this {gen.family} "
+                f"generator's noise inputs {want} (a projection into another generator?)"
+            )
     names = paths if len(paths) == len(lat) else []
-    return LatentSet(lat, file_space, "projection", names, [noise[k] for k in sorted(noise)] or None, meta, rest)
+    return LatentSet(lat, file_space, "projection", names, maps or None, meta, rest)
 
 
 def write_projection(

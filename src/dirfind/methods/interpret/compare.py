@@ -19,6 +19,7 @@ from scipy.optimize import linear_sum_assignment
 from ...bank import DirectionBank
 from ...errors import BadInputError, MismatchError
 from ...util.options import option
+from ...util.progress import warn
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,8 @@ def compare(
     """
     o = opts or CompareOptions()
     check_comparable(a, b, force)
+    if o.k is not None and o.k > min(len(a), len(b)):
+        warn(f"warning: k = {o.k} but the banks hold {len(a)} and {len(b)} directions; comparing what they hold")
     da = a.directions[: o.k].astype(np.float64)
     db = b.directions[: o.k].astype(np.float64)
     da /= np.linalg.norm(da, axis=1, keepdims=True)
