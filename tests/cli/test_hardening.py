@@ -58,6 +58,7 @@ def test_usage_errors_are_one_line_with_exit_2(cli, args, words):
 
 _STARTUP = """
 import builtins, os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (background jobs inherit SIG_IGN)
 real, fired = builtins.__import__, []
 def interrupting_import(name, *args, **kwargs):
     if name == {module!r} and not fired:

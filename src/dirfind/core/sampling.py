@@ -20,7 +20,6 @@ fresh samples from stream 1 and measures latent sigmas on stream 2).
 
 from __future__ import annotations
 
-import hashlib
 import signal
 import threading
 import time
@@ -113,7 +112,7 @@ def feature_space(gen: Generator, spec: str, latent_space: str | None = None) ->
 class Batch:
     """One device batch of a stream: samples ``start .. stop-1``.
 
-    ``z``: (B, z_dim) prior samples (None for given latents, :class:`LatentStream`); ``latent``:
+    ``z``: (B, z_dim) prior samples (None for given latents, ``core.latentstream``); ``latent``:
     the same in the stream's latent space; ``x``: the features (= ``latent`` for latent spaces);
     ``noise``: per-sample noise maps (one (B, 1, H, W) tensor per noise input) of given latents
     that carry them (projections), else None; all on the generator's device.
@@ -294,54 +293,6 @@ class SampleStream:
                 cell = self.start + ((pos - self.start) // self.batch_size + 1) * self.batch_size
                 yield pos, min(cell, hi)
                 pos = min(cell, hi)
-
-
-class LatentStream(SampleStream):
-    """Given latents as a stream (a projection or another latents file): sample ``i`` is row ``i``
-    of ``latents``, already in ``space`` (z, w or w+), with its noise maps when given. Batches
-    carry no z; the identity names the latents by their sha256, so a resume checks them."""
-
-    def __init__(
-        self,
-        gen: Generator,
-        latents: torch.Tensor,
-        space: str,
-        *,
-        noise: Sequence[torch.Tensor] | None = None,
-        batch_size: int = 256,
-    ):
-        if space not in ("z", "w", "w+"):
-            raise BadInputError(f"given latents are z, w or w+, not {space!r}", param="space")
-        super().__init__(gen, len(latents), space, batch_size=batch_size)
-        shape = tuple(gen.latent_shape(space))
-        if tuple(latents.shape[1:]) != shape:
-            raise BadInputError(
-                f"latents of shape {tuple(latents.shape[1:])} do not fit this generator's {space} {shape}",
-                param="latents",
-            )
-        self.latents = latents.detach().float().cpu().contiguous()
-        self.noise = None if noise is None else [n.detach().float().cpu().contiguous() for n in noise]
-        for n in self.noise or []:
-            if len(n) != len(self.latents) or n.ndim != 4:
-                raise BadInputError(
-                    f"noise maps of shape {tuple(n.shape)} do not fit {len(self.latents)} latents", param="latents"
-                )
-        digest = hashlib.sha256(self.latents.numpy().tobytes())
-        for n in self.noise or []:
-            digest.update(n.numpy().tobytes())
-        self.digest = digest.hexdigest()
-
-    def identity(self) -> dict[str, Any]:
-        ident = super().identity()
-        for key in ("seed", "stream", "block"):
-            ident.pop(key)
-        return {**ident, "latents": self.digest, "noise": self.noise is not None}
-
-    def batch(self, start: int, stop: int) -> Batch:
-        gen = self.gen
-        lat = self.latents[start:stop].to(gen.device, gen.dtype)
-        noise = None if self.noise is None else [n[start:stop].to(gen.device) for n in self.noise]
-        return Batch(start, stop, None, lat, lat, noise)
 
 
 # ---------------------------------------------------------------------- latents by index

@@ -11,14 +11,10 @@ and Z its latents (no intercept, like GANSpace); row k of M, normalised to unit 
 latent direction of component k. Where w+ is per-layer z (BigGAN), ``layers`` applies these z
 directions to a range of layers, as GANSpace's layer-wise BigGAN edits do.
 
-Step unit ("sigma"): ``scales[k]`` is the standard deviation of the latent samples projected on
-direction k. For W-space PCA it is the component's own standard deviation (GANSpace's
-``lat_stdev`` with ``use_w``). For regressed directions GANSpace sets ``lat_stdev = 1`` for z,
-which is exactly the std of N(0, I) along any unit vector; we estimate it from fresh prior
-samples instead (stream 2, as many as the regression uses): equal to 1 within sampling error for
-Gaussian priors, and also right for truncated priors and for regression to w. (Not from the
-regression samples themselves: the fitted directions follow their fluctuations, which inflates
-the in-sample std by several percent at 3,000 samples.) Scores are the explained-variance ratios of the PCA
+Step unit ("sigma"): ``scales[k]`` is the std of the latent samples projected on direction k (the
+component's own std for W-space PCA, GANSpace's ``lat_stdev``). For regressed directions GANSpace
+sets 1 for z; we measure it on fresh prior samples (stream 2), which also holds for truncated
+priors and for w (the regression samples would inflate it). Scores are explained-variance ratios
 (in activation space for regressed banks). See docs/ganspace.md.
 """
 
@@ -50,9 +46,8 @@ from ..util.progress import warn
 
 #: GANSpace's minimum number of fresh samples for the regression to the latent.
 MIN_REGRESSION_SAMPLES = 10_000
-
-#: Activation samples reach the PCA's float32 products in blocks of up to this many rows (and
-#: bytes): larger products run nearer the BLAS peak (20% faster per pass at D = 8192 on 2 cores).
+#: Activations reach the PCA's float32 products in blocks of up to this many rows and bytes
+#: (nearer the BLAS peak: 20% faster per pass at D = 8192 on 2 cores).
 ACT_BLOCK_ROWS, ACT_BLOCK_BYTES = 4096, 2**28
 
 
@@ -327,14 +322,9 @@ def finish(gen: Generator, p: Plan, pca: PCAResult, *, job: Job) -> DirectionBan
     extras: dict[str, np.ndarray] = {}
     if fs.is_activation:
         reg_stream = SampleStream(
-            gen,
-            p.n_regression,
-            fs.spec,
-            seed=stream.seed,
-            stream=STREAMS["regression"],
-            batch_size=stream.batch_size,
-            forward_batch=stream.forward_batch,
-        )
+            gen, p.n_regression, fs.spec, seed=stream.seed, stream=STREAMS["regression"],
+            batch_size=stream.batch_size, forward_batch=stream.forward_batch,
+        )  # fmt: skip
         dim = int(np.prod(gen.latent_shape(fs.latent_space)))
         reg = LatentRegression(pca, dim, gen.device)
         reduce_stream(reg_stream, reg, job=job, stage="regression", desc="regression")

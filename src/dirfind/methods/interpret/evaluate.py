@@ -28,8 +28,9 @@ from ...core.edits import base_latents, working_space
 from ...core.evaluation import Evaluation, bank_record
 from ...core.jobs import resumable
 from ...core.latentfile import LatentSet
+from ...core.latentstream import LatentStream
 from ...core.predictors import load_predictor
-from ...core.sampling import LatentStream, SampleStream, check_seed, draw_z, reduce_stream
+from ...core.sampling import SampleStream, check_seed, draw_z, reduce_stream
 from ...errors import BadInputError
 from ...generators.base import Generator
 from ...render.batched import render

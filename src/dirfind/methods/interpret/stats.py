@@ -67,7 +67,7 @@ class TraversalStats:
     """Reducer of :class:`~dirfind.core.sampling.SampleStream` batches for ``dirfind evaluate``.
 
     Seeded batches are embedded in the bank's working space; batches of given latents
-    (:class:`~dirfind.core.sampling.LatentStream`) are already there and render with their own
+    (:class:`~dirfind.core.latentstream.LatentStream`) are already there and render with their own
     noise maps. For every sample: the unedited image x0 (the first direction's image at a step of 0, when the
     steps include 0) and, per direction, the images x(alpha) at each step are rendered (through
     :func:`dirfind.render.batched.render`, as ``traverse`` renders them) and measured in [0, 1]
