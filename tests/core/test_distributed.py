@@ -282,6 +282,8 @@ def _commands(scorer: Path) -> dict[str, list[str]]:
         "scored": [*ig, "--predictor", f"{scorer}:luminance", "--batch-size", "20", "--checkpoint-every", "0"],
         "help": ["ganspace", "--help"],
         "files": ["interfacegan", "--latents", "../sample/s.npz", "--scores", "../../scores.npy", "--ratio", "0.2"],
+        "sample_edit": ["edit", "--latents", "../sample/s.npz", "--bank", "../sefa.npz", "--dir", "0:+2",
+                        "--grid", "g.png", "--batch-size", "16", "--out", "edited/"],
     }  # fmt: skip
 
 
@@ -325,7 +327,7 @@ def _run_plan(nproc: int, root: Path, names: list[str], cmds: dict[str, list[str
 
 
 def _banks(name: str) -> bool:
-    return name not in ("sample", "grid", "gif", "frames", "help")
+    return name not in ("sample", "grid", "gif", "frames", "help", "sample_edit")
 
 
 @contextlib.contextmanager
@@ -365,7 +367,8 @@ def runs(tmp_path_factory, dcgan_path):
         (base / sub).mkdir()
         (base / sub / "sefa.npz").write_bytes((base / "sefa.npz").read_bytes())
     np.save(base / "scores.npy", np.random.default_rng(0).standard_normal(130))  # for sample's 130 latents
-    two = ["sample", "gs_w", "gs_act", "grid", "gif", "frames", "jacobian", "hessian", "interfacegan", "files"]
+    two = ["sample", "sample_edit", "gs_w", "gs_act", "grid", "gif", "frames", "jacobian", "hessian", "interfacegan"]
+    two.append("files")
     three = ["sample", "gs_act", "frames", "orojar"]
     _one_process(base / "one", sorted({*two, *three, "scored"} - {"files"}), cmds)  # files: rank 0 alone
     res2 = _run_plan(2, base / "two", [*two, "help", "scored"], cmds, FAIL_RANK="1")  # the last one fails on rank 1
@@ -420,6 +423,9 @@ def test_sample_and_traversals_are_byte_identical(runs, world):
     if world == "two":
         _same_files(one / "grid", other / "grid", "t.png")
         _same_files(one / "gif", other / "gif", "t.gif")
+        assert _same_files(one / "sample_edit", other / "sample_edit", "edited/*.png") == 130  # edit: rank 0 writes
+        _same_files(one / "sample_edit", other / "sample_edit", "g.png")
+        _same_files(one / "sample_edit", other / "sample_edit", "edited/latents.npy")
 
 
 @pytest.mark.slow
