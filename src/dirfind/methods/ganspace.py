@@ -197,8 +197,7 @@ def plan(gen: Generator, opts: GanspaceOptions | None = None, /, **changes: Any)
     stream = SampleStream(
         gen, o.n, space, seed=o.seed, stream=STREAMS["samples"], batch_size=o.batch_size, shard=o.shard
     )
-    if fs.is_activation:  # the PCA's products on blocks of rows, the generator still at batch_size
-        stream.forward_batch = o.batch_size
+    if fs.is_activation:  # the PCA's products on blocks of rows; generator calls stay at forward_batch
         stream.batch_size = max(o.batch_size, min(ACT_BLOCK_ROWS, ACT_BLOCK_BYTES // (4 * stream.dim)))
     k = check_k(o.k, o.n, stream.dim)
     # all n samples: every shard chooses alike; a sharded run needs the single-pass exact PCA,

@@ -239,7 +239,7 @@ def edit_latents(
     names = stems if stems and len(set(stems)) == n else []
     main = world().is_main
     folder = None if out is None else Path(str(out).rstrip("/\\"))
-    files, kept = [], []
+    files, imgs = [], None
     with (
         atomic_dir(folder, force=force) if folder is not None and main else nullcontext() as tmp,
         bar(total=2 * n, desc="render", unit="img") as pbar,
@@ -247,17 +247,16 @@ def edit_latents(
         for lo in range(0, n, chunk):
             hi = min(lo + chunk, n)
             part = None if noise is None else [m[None, lo:hi] for m in noise]
-            imgs = render(gen, torch.stack([before[lo:hi], after[lo:hi]]), work, batch_size, pbar=pbar, noise=part)
-            if imgs is None:  # a distributed run's process other than rank 0
+            pair = render(gen, torch.stack([before[lo:hi], after[lo:hi]]), work, batch_size, pbar=pbar, noise=part)
+            if pair is None:  # a distributed run's process other than rank 0
                 continue
             if tmp is not None:
-                for i, img in enumerate(imgs[1], lo):
+                for i, img in enumerate(pair[1], lo):
                     name = f"{names[i] if names else f'{i:04d}'}.png"
                     write_png(tmp / name, img)
                     files.append(str(folder / name))
-            if keep:
-                kept.append(imgs)
-        imgs = np.concatenate(kept, 1) if kept else None
+            if keep:  # then the whole edit is this one part
+                imgs = pair
         if tmp is not None:
             np.save(tmp / "latents.npy", after.cpu().numpy().astype(np.float32))
         if grid is not None and imgs is not None:  # inside: a grid that cannot be written leaves no folder either

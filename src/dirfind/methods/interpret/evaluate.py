@@ -27,7 +27,7 @@ from ...core.dist import is_main, single
 from ...core.edits import base_latents, working_space
 from ...core.evaluation import Evaluation, bank_record
 from ...core.jobs import resumable
-from ...core.latentfile import LatentSet
+from ...core.latentfile import LatentSet, read_latent_file
 from ...core.latentstream import LatentStream
 from ...core.predictors import load_predictor
 from ...core.sampling import SampleStream, check_seed, draw_z, reduce_stream
@@ -212,8 +212,6 @@ def _given(
     """Given latents as a stream in the bank's working space, and what the result records of them."""
     if latents is None:
         return None
-    from ...core.latentfile import read_latent_file
-
     ls = latents if isinstance(latents, LatentSet) else read_latent_file(latents, gen, space)
     edit_space, lay = bank_edit(gen, bank)
     work = ls.working(gen, edit_space, lay)
