@@ -167,3 +167,44 @@ def test_polyphase_upsampling_equals_the_transposed_convolution(up, k, dim):
     got = _polyphase_up(x, g, up, dim)
     assert got.shape == ref.shape
     close(got, ref.numpy(), 1e-12)
+
+
+@pytest.mark.parametrize("name", list(CKPTS))
+def test_batches_split_to_fit_the_render_budget_give_the_whole_batch(name, monkeypatch):
+    """A batch whose estimated activations exceed the render budget is rendered a part at a time:
+    the reference images still, per-sample noise maps sliced with it; not split with derivatives."""
+    import dirfind.core.memory as memory
+
+    path, wkey, ikey = CKPTS[name]
+    with np.load(path.with_name(path.stem + ".golden.npz")) as f:
+        ws, gold = torch.from_numpy(f[wkey]), f[ikey]
+    n = len(ws)
+    assert n >= 4
+    g = load_generator(str(path))
+    per = g.image_bytes()
+    assert per is not None and per > 0
+    with torch.no_grad():
+        whole = g.synthesis(ws, "w+")
+        assert g.render_chunk(ws) == n
+        monkeypatch.setattr(memory, "render_budget", lambda device="cpu": 2 * per)
+        assert g.render_chunk(ws) == 2
+        calls = []
+        run = g._run
+        monkeypatch.setattr(g, "_run", lambda lat, space: calls.append(len(lat)) or run(lat, space))
+        split = g.synthesis(ws, "w+")
+    assert calls == [2] * (n // 2) + [1] * (n % 2)
+    close(split, gold, 1e-4)
+    close(split, whole.numpy(), 1e-5)
+    assert g.render_chunk(ws.clone().requires_grad_(True)) == n  # autograd: one pass
+    if g.cpu_pass_bytes is not None:  # StyleGAN3 on a CPU: images as large as the cap go one by one
+        monkeypatch.setattr(memory, "render_budget", lambda device="cpu": 10**15)
+        monkeypatch.setattr(g, "image_bytes", lambda: g.cpu_pass_bytes)
+        assert g.render_chunk(ws) == 1
+    if g.noise_maps():
+        gen = torch.Generator().manual_seed(0)
+        maps = [torch.randn(n, 1, *m.shape, generator=gen) for m in g.noise_maps()]
+        with torch.no_grad():
+            split = g.with_noise(maps).synthesis(ws, "w+")
+            monkeypatch.setattr(memory, "render_budget", lambda device="cpu": 10 * per)
+            close(split, g.with_noise(maps).synthesis(ws, "w+").numpy(), 1e-5)
+        assert g.with_settings(noise_mode="random").image_bytes() is None  # random draws: never split

@@ -108,6 +108,21 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+def _freeze_imports() -> None:
+    """Exempt what the imports made (torch's and click's objects, for life) from cyclic garbage
+    collection, once per process: a full collection over them costs ~75 ms each time loading a
+    checkpoint allocates its thousands of objects (a third of ``dirfind sefa`` beyond the torch
+    import, docs/benchmarks.md)."""
+    import gc
+
+    if not _frozen:
+        gc.freeze()
+        _frozen.append(True)
+
+
+_frozen: list[bool] = []
+
+
 class LazyGroup(click.Group):
     """A group whose subcommands are imported on first use."""
 
@@ -120,7 +135,9 @@ class LazyGroup(click.Group):
         import importlib
 
         module, attr, _ = COMMANDS[name]
-        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+        command = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+        _freeze_imports()
+        return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         names = self.list_commands(ctx)

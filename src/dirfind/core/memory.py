@@ -1,4 +1,5 @@
-"""How much memory a run may use for keeping samples (the default of ``memory_budget`` options)."""
+"""How much memory a run may use: for keeping samples (the default of ``memory_budget`` options),
+and for one synthesis pass (:func:`render_budget`)."""
 
 from __future__ import annotations
 
@@ -12,22 +13,35 @@ from ..errors import BadInputError
 MEMORY_FRACTION = 0.5
 
 
+def _host_bytes(field: str, pages: str) -> int:
+    """``field`` of /proc/meminfo in bytes, else ``sysconf(pages)`` pages, else 0."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf(pages) * os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, ValueError):
+        return 0
+
+
 def available_bytes(device: torch.device | str = "cpu") -> int:
     """Memory available now: free device memory on CUDA, else the kernel's MemAvailable."""
     device = torch.device(device)
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (OSError, ValueError):
-        return 0
+    return _host_bytes("MemAvailable", "SC_AVPHYS_PAGES")
+
+
+def total_bytes(device: torch.device | str = "cpu") -> int:
+    """The machine's memory (CUDA: the device's), a figure that does not change between runs."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    return _host_bytes("MemTotal", "SC_PHYS_PAGES")
 
 
 def memory_budget(budget: int | None, device: torch.device | str = "cpu") -> int:
@@ -39,3 +53,17 @@ def memory_budget(budget: int | None, device: torch.device | str = "cpu") -> int
     if budget < 0:
         raise BadInputError(f"memory_budget must be >= 0 bytes, got {budget}", param="memory_budget")
     return int(budget)
+
+
+#: One synthesis pass may fill this fraction of the machine's total memory (a CUDA device's: its own
+#: memory serves the run alone).
+RENDER_FRACTION = {"cpu": 0.25, "cuda": 0.5}
+
+
+def render_budget(device: torch.device | str = "cpu") -> int:
+    """Bytes of activations one synthesis pass may hold: a :data:`RENDER_FRACTION` of the total
+    memory (not of what is free now, so a rerun splits a batch the same way); on the CPU shared by
+    the processes torchrun starts on this machine."""
+    kind = torch.device(device).type
+    procs = 1 if kind == "cuda" else max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+    return int(RENDER_FRACTION.get(kind, RENDER_FRACTION["cpu"]) * total_bytes(device) / procs)

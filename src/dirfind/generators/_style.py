@@ -24,6 +24,9 @@ class StyleLatents:
     #: True/False forces the fused/non-fused modulated convolution; None = the faster one, measured
     #: per device, dtype, batch and layer shape on first use (``nets.measured``)
     fused_modconv: bool | None = None
+    #: on a CPU, at most this many bytes of estimated activations per synthesis pass (None: the
+    #: render budget alone); where one image's tensors already fill the caches, batching only costs
+    cpu_pass_bytes: int | None = None
 
     @property
     def dtype(self) -> torch.dtype:
@@ -98,8 +101,41 @@ class StyleLatents:
                 return x
         raise AssertionError(f"{name} not reached")
 
+    def image_bytes(self) -> int | None:
+        """Estimated peak activation bytes of synthesising one image; None: not split."""
+        return None
+
+    def render_chunk(self, latent: torch.Tensor) -> int:
+        """Images per synthesis pass: all of ``latent``, or fewer where their estimated activations
+        (:meth:`image_bytes`) exceed :func:`~dirfind.core.memory.render_budget` (on a CPU also
+        :attr:`cpu_pass_bytes`); all when derivatives flow through the latents (or under
+        ``torch.func`` transforms and compilation)."""
+        from ..core.memory import render_budget
+        from .nets.measured import measurable
+
+        per = self.image_bytes()
+        if per is None or not measurable(latent):
+            return len(latent)
+
+        budget = render_budget(latent.device)
+        if latent.device.type == "cpu" and self.cpu_pass_bytes is not None:
+            budget = min(budget, self.cpu_pass_bytes)
+        return max(1, min(len(latent), budget // max(per, 1)))
+
     def synthesis(self, latent: torch.Tensor, space: str = "z") -> torch.Tensor:
-        return self._output(latent, space, "image")
+        step = self.render_chunk(latent)
+        if step >= len(latent):
+            return self._output(latent, space, "image")
+        n = len(latent)
+        parts = [self._part(i, i + step, n)._output(latent[i : i + step], space, "image") for i in range(0, n, step)]
+        return torch.cat(parts)
+
+    def _part(self, i: int, j: int, n: int) -> Any:
+        """This adapter for images i..j-1 of a batch of n: per-sample noise maps sliced to them."""
+        maps = getattr(self, "given_noise", None)
+        if maps is None:
+            return self
+        return self.with_noise([m[i:j] if m.shape[0] == n else m for m in maps])
 
     def activation_names(self) -> list[str]:
         return list(self._acts)

@@ -211,6 +211,14 @@ class StyleGAN2Generator(StyleLatents, Generator):
         batched = ws.device.type == "cpu" and len(ws) > 1 and measured.measurable(ws)
         return torch.channels_last if batched else None
 
+    def image_bytes(self) -> int | None:
+        """About 4.5 times the largest feature map (c·r² values; measured on CPU: 4.3x at 256 px,
+        3.8x at 1024 px). None with fresh random noise, whose draws a split would change."""
+        if self.settings.noise_mode == "random" and self.given_noise is None:
+            return None
+        elem = torch.finfo(self.compute_dtype).bits // 8
+        return int(4.5 * max(c * r * r for r, c in self.cfg.channels.items()) * elem)
+
     def noise_maps(self) -> list[torch.Tensor]:
         """The stored const noise maps (H, W), in synthesis order (what ``noise_mode="const"`` adds)."""
         return [b.float() for b in self.net.noise_buffers()]
