@@ -173,7 +173,7 @@ def test_polyphase_upsampling_equals_the_transposed_convolution(up, k, dim):
 def test_batches_split_to_fit_the_render_budget_give_the_whole_batch(name, monkeypatch):
     """A batch whose estimated activations exceed the render budget is rendered a part at a time:
     the reference images still, per-sample noise maps sliced with it; not split with derivatives."""
-    import dirfind.core.memory as memory
+    import dirfind.util.memory as memory
 
     path, wkey, ikey = CKPTS[name]
     with np.load(path.with_name(path.stem + ".golden.npz")) as f:

@@ -107,10 +107,10 @@ class StyleLatents:
 
     def render_chunk(self, latent: torch.Tensor) -> int:
         """Images per synthesis pass: all of ``latent``, or fewer where their estimated activations
-        (:meth:`image_bytes`) exceed :func:`~dirfind.core.memory.render_budget` (on a CPU also
+        (:meth:`image_bytes`) exceed :func:`~dirfind.util.memory.render_budget` (on a CPU also
         :attr:`cpu_pass_bytes`); all when derivatives flow through the latents (or under
         ``torch.func`` transforms and compilation)."""
-        from ..core.memory import render_budget
+        from ..util.memory import render_budget
         from .nets.measured import measurable
 
         per = self.image_bytes()

@@ -32,7 +32,6 @@ import torch
 from ..bank import DirectionBank, checkpoint_of, generator_identity
 from ..core.dist import all_reduce, is_main
 from ..core.jobs import Job, json_normal, resumable
-from ..core.memory import memory_budget
 from ..core.pca import SOLVERS, PCAResult, check_k, choose_solver, pca_from_cov, streaming_pca
 from ..core.reducers import MeanCov, saved_arrays
 from ..core.sampling import STREAMS, Batch, SampleStream, feature_space, reduce_stream
@@ -41,6 +40,7 @@ from ..errors import BadInputError, MismatchError
 from ..generators.base import Generator
 from ..generators.settings import RenderSettings
 from ..util.fileio import read_meta_npz, write_meta_npz
+from ..util.memory import memory_budget
 from ..util.options import option
 from ..util.progress import warn
 
