@@ -8,6 +8,7 @@ Expected failures print one line ``dirfind: error: ...`` and exit with the codes
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import signal
@@ -108,19 +109,14 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+@functools.cache  # once per process
 def _freeze_imports() -> None:
     """Exempt what the imports made (torch's and click's objects, for life) from cyclic garbage
-    collection, once per process: a full collection over them costs ~75 ms each time loading a
-    checkpoint allocates its thousands of objects (a third of ``dirfind sefa`` beyond the torch
-    import, docs/benchmarks.md)."""
+    collection: a full collection over them costs ~75 ms each time loading a checkpoint allocates
+    its thousands of objects, and ~0.3 s at exit (docs/benchmarks.md#sefa)."""
     import gc
 
-    if not _frozen:
-        gc.freeze()
-        _frozen.append(True)
-
-
-_frozen: list[bool] = []
+    gc.freeze()
 
 
 class LazyGroup(click.Group):

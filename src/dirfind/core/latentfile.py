@@ -266,10 +266,10 @@ def _read_dirfind_file(path: Path, gen: Generator | None, space: str | None) -> 
         )
     maps = [noise[k] for k in sorted(noise)]
     if maps and gen is not None:
-        want = [tuple(m.shape) for m in gen.noise_maps()]
-        if [tuple(m.shape[-2:]) for m in maps] != want:
+        got, want = [tuple(m.shape[-2:]) for m in maps], [tuple(m.shape) for m in gen.noise_maps()]
+        if got != want:
             raise BadInputError(
-                f"{path}: its noise maps {[tuple(m.shape[-2:]) for m in maps]} do not fit this {gen.family} "
+                f"{path}: its noise maps {got} do not fit this {gen.family} "
                 f"generator's noise inputs {want} (a projection into another generator?)"
             )
     names = paths if len(paths) == len(lat) else []

@@ -116,7 +116,6 @@ class StyleLatents:
         per = self.image_bytes()
         if per is None or not measurable(latent):
             return len(latent)
-
         budget = render_budget(latent.device)
         if latent.device.type == "cpu" and self.cpu_pass_bytes is not None:
             budget = min(budget, self.cpu_pass_bytes)

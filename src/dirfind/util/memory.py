@@ -3,6 +3,7 @@ and for one synthesis pass (:func:`render_budget`)."""
 
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
@@ -38,18 +39,26 @@ def available_bytes(device: torch.device | str = "cpu") -> int:
 
 def total_bytes(device: torch.device | str = "cpu") -> int:
     """The machine's memory (CUDA: the device's), a figure that does not change between runs."""
-    device = torch.device(device)
-    if device.type == "cuda":
+    return _total_bytes(str(torch.device(device)))
+
+
+@functools.cache
+def _total_bytes(device: str) -> int:  # read once per device: every synthesis call asks
+    if torch.device(device).type == "cuda":
         return int(torch.cuda.get_device_properties(device).total_memory)
     return _host_bytes("MemTotal", "SC_PHYS_PAGES")
+
+
+def _local_processes() -> int:
+    """Processes torchrun starts on this machine (1 outside torchrun)."""
+    return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
 
 
 def memory_budget(budget: int | None, device: torch.device | str = "cpu") -> int:
     """``budget`` bytes (``None``: :data:`MEMORY_FRACTION` of :func:`available_bytes`, shared by
     the processes torchrun starts on this machine)."""
     if budget is None:
-        procs = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
-        return int(MEMORY_FRACTION * available_bytes(device) / procs)
+        return int(MEMORY_FRACTION * available_bytes(device) / _local_processes())
     if budget < 0:
         raise BadInputError(f"memory_budget must be >= 0 bytes, got {budget}", param="memory_budget")
     return int(budget)
@@ -65,5 +74,5 @@ def render_budget(device: torch.device | str = "cpu") -> int:
     memory (not of what is free now, so a rerun splits a batch the same way); on the CPU shared by
     the processes torchrun starts on this machine."""
     kind = torch.device(device).type
-    procs = 1 if kind == "cuda" else max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+    procs = 1 if kind == "cuda" else _local_processes()
     return int(RENDER_FRACTION.get(kind, RENDER_FRACTION["cpu"]) * total_bytes(device) / procs)
