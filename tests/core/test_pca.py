@@ -90,3 +90,28 @@ def test_auto_picks_the_cheapest_solver_by_n_d_and_k():
     assert choose_solver("gram", 10**5, 100, 5) == "gram"
     with pytest.raises(BadInputError, match="solver must be one of"):
         choose_solver("svd", 10, 10, 1)
+
+
+@pytest.mark.parametrize(("blocks", "start_rows"), [(12, 1024), (2, 1024), (2, 0)])
+def test_block_krylov_restarts_and_random_starts_reach_the_exact_pca(monkeypatch, blocks, start_rows):
+    """A basis capped at 2 blocks (a thick restart after every pass) and a purely random first
+    block (no start samples) converge to the same components; the start block saves passes."""
+    import dirfind.core.pca as pca
+
+    monkeypatch.setattr(pca, "KRYLOV_BLOCKS", blocks)
+    monkeypatch.setattr(pca, "START_ROWS", start_rows)
+    gen = _Affine().eval().requires_grad_(False)
+    n, k = 3000, 5
+    ref, var = _numpy_pca(_samples(gen, n), k)
+    opts = dict(solver="randomized", width=8, tol=1e-6)
+    res = streaming_pca(SampleStream(gen, n, "w", seed=4, batch_size=700), k, **opts)
+    assert res.info["converged"] and res.info["block"] == 8
+    np.testing.assert_allclose(np.abs(np.sum(res.components * ref, 1)), 1.0, atol=1e-8)
+    np.testing.assert_allclose(res.variances, var, rtol=1e-6)
+    passes = res.info["passes"]
+    if start_rows:
+        monkeypatch.setattr(pca, "START_ROWS", 0)
+        cold = streaming_pca(
+            SampleStream(gen, n, "w", seed=4, batch_size=700), k, solver="randomized", width=8, tol=1e-6
+        )
+        assert passes < cold.info["passes"], (passes, cold.info["passes"])

@@ -257,7 +257,7 @@ def test_interrupted_run_resumes_to_the_identical_bank(dcgan, monkeypatch, tmp_p
 
 @pytest.mark.slow
 def test_cli_run_killed_midway_resumes_to_the_identical_bank(cli, tmp_path):
-    args = ["-q", "ganspace", "--ckpt", "dcgan-digiface", "--space", "act:main.2", "-n", "1000", "-k", "10"]
+    args = ["-q", "ganspace", "--ckpt", "dcgan-digiface", "--space", "act:main.2", "-n", "5000", "-k", "10"]
     args += ["--regression-n", "1000", "--batch-size", "50", "--checkpoint-every", "0", "--seed", "6"]
     kill_midway(args, tmp_path, tmp_path / "directions.npz.progress" / "state.npz", min_pos=300)
     assert not (tmp_path / "directions.npz").exists()
@@ -290,7 +290,8 @@ def test_samples_kept_in_memory_give_the_bank_regenerated_ones_give(dcgan, monke
     (again, n_again), (part, n_part), (kept, n_kept) = runs.values()
     passes = again.info["pca"]["passes"]
     assert passes >= 3 and kept.info["pca"]["passes"] == passes
-    assert n_again - n_kept == 1000 * (passes - 1) and n_again - n_part == 500 * (passes - 1)
+    # without a memory budget the first batch is computed twice: for the start block, then by pass 1
+    assert n_again - n_kept == 1000 * (passes - 1) + 250 and n_again - n_part == 500 * (passes - 1) + 250
     for bank in (part, kept):
         for key in ("directions", "scales", "scores", "mean"):
             np.testing.assert_array_equal(getattr(bank, key), getattr(again, key))

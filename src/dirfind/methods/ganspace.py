@@ -83,7 +83,7 @@ class GanspaceOptions:
         "again (default: half the available memory; 0: regenerate every pass). Results do not depend on it.",
     )
     shard: tuple[int, int] | None = option(None, "Only shard K of N: partial statistics to merge.")
-    width: int | None = None  # randomized solver block width (default 2k)
+    width: int | None = None  # randomized solver block width (default max(k, 32))
     seed: int = 0
 
     def __post_init__(self) -> None:
