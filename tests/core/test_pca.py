@@ -111,7 +111,5 @@ def test_block_krylov_restarts_and_random_starts_reach_the_exact_pca(monkeypatch
     passes = res.info["passes"]
     if start_rows:
         monkeypatch.setattr(pca, "START_ROWS", 0)
-        cold = streaming_pca(
-            SampleStream(gen, n, "w", seed=4, batch_size=700), k, solver="randomized", width=8, tol=1e-6
-        )
+        cold = streaming_pca(SampleStream(gen, n, "w", seed=4, batch_size=700), k, **opts)
         assert passes < cold.info["passes"], (passes, cold.info["passes"])

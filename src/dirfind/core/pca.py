@@ -37,7 +37,7 @@ from .dist import all_reduce
 from .jobs import Job
 from .parallel import on_main
 from .reducers import Collector, MeanCov, pooled_mean, saved_arrays
-from .sampling import Batch, SampleStream, reduce_stream
+from .sampling import Batch, SampleStream, column_mean, reduce_stream
 
 SOLVERS = ("auto", "exact", "randomized", "gram")
 #: Above this dimension the exact solver asks the eigensolver for the top k only.
@@ -230,10 +230,7 @@ class BlockProduct:
         nb = len(x)
         if nb == 0:
             return
-        if isinstance(batch, Batch):
-            mb = batch.feature_mean.to(self.device)
-        else:
-            mb = (torch.ones(nb, dtype=torch.float32, device=self.device) @ x).double() / nb  # a BLAS gemv
+        mb = batch.feature_mean.to(self.device) if isinstance(batch, Batch) else column_mean(x)
         if self.total:
             xc = x - mb.float()
             p = xc @ self.q32
@@ -358,7 +355,8 @@ def block_width(k: int, dim: int, width: int | None = None) -> int:
 
 
 def basis_limit(width: int, dim: int) -> int:
-    """Largest Krylov basis kept (then restarted to its top half of Ritz vectors): 12 blocks, at most D."""
+    """Largest Krylov basis kept (then restarted to its top half of Ritz vectors): :data:`KRYLOV_BLOCKS`
+    blocks, at most D."""
     return min(dim, KRYLOV_BLOCKS * width)
 
 

@@ -109,6 +109,11 @@ def feature_space(gen: Generator, spec: str, latent_space: str | None = None) ->
 # ---------------------------------------------------------------------- streams
 
 
+def column_mean(x: torch.Tensor) -> torch.Tensor:
+    """Float64 mean of the rows of a (B, D) float32 matrix, as one BLAS gemv."""
+    return (torch.ones(len(x), dtype=x.dtype, device=x.device) @ x).double() / len(x)
+
+
 @dataclass
 class Batch:
     """One device batch of a stream: samples ``start .. stop-1``.
@@ -142,8 +147,7 @@ class Batch:
     def feature_mean(self) -> torch.Tensor:
         """Float64 mean of :attr:`flat` (a float32 BLAS gemv), computed once: a kept batch is
         reread by every pass of a multi-pass solver, and the gemv is a whole read of the batch."""
-        x = self.flat.float()
-        return (torch.ones(len(x), dtype=x.dtype, device=x.device) @ x).double() / len(x)
+        return column_mean(self.flat.float())
 
 
 class SampleStream:
