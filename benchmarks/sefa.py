@@ -10,6 +10,10 @@ interpreter plus torch, which every side pays) so that the import can be subtrac
   fingerprint cache warm after the first round, as in a batch script of many ``sefa`` calls;
 * **info**: ``dirfind -q info CKPT`` vs building the reference model (NVIDIA's
   ``training.networks.Generator`` of the same size, from ``--nvidia-ref``) when it is available.
+* **NVIDIA pickle** (with ``--nvidia-ref``): a training snapshot of the same size written by NVIDIA's
+  own code (``{G, D, G_ema, ...}``, persistent classes with their source embedded, ~0.4 GB), then
+  ``dirfind sefa`` / ``info`` on it against a torch-only CFF equivalent that loads it with NVIDIA's
+  ``legacy.load_network_pkl`` (G_ema's conv affines concatenated, ``torch.svd``).
 
 The checkpoint is a rosinality-layout config-f 1024 generator (30 M parameters, ~120 MB) with
 seeded random weights, written once to ``--workdir``. The directions are compared (|cos| of the
@@ -67,6 +71,56 @@ def make_checkpoint(path: Path, seed: int = 0) -> Path:
     torch.save({"g_ema": sd, "latent_avg": torch.zeros(512)}, path.with_suffix(".tmp"))
     os.replace(path.with_suffix(".tmp"), path)
     return path
+
+
+#: writes an NVIDIA training snapshot with NVIDIA's code (run with the reference clone on sys.path)
+NVIDIA_SNAPSHOT = """
+import copy, os, pickle, sys
+import torch
+from training.networks import Discriminator, Generator
+torch.manual_seed(0)
+kw = dict(c_dim=0, img_resolution=1024, img_channels=3)
+arch = dict(channel_base=32768, channel_max=512)
+G = Generator(z_dim=512, w_dim=512, mapping_kwargs={"num_layers": 8}, synthesis_kwargs=arch, **kw).eval()
+D = Discriminator(**kw, **arch).eval()
+snap = {"G": G, "D": D, "G_ema": copy.deepcopy(G), "augment_pipe": None, "training_set_kwargs": None}
+with open(sys.argv[1] + ".tmp", "wb") as f:
+    pickle.dump(snap, f)
+os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+"""
+
+#: CFF on an NVIDIA pickle in plain torch: NVIDIA's own loader, G_ema's affines as CFF selects them
+#: (every conv's and the first, 4x4 to-RGB's: rosinality's ``to_rgb1``), the same SVD
+NVIDIA_CFF = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import torch
+import legacy
+with open(sys.argv[2], "rb") as f:
+    G = legacy.load_network_pkl(f)["G_ema"]
+keep = lambda n: "torgb" not in n or n == "b4.torgb"  # noqa: E731
+mats = [m.affine.weight for n, m in G.synthesis.named_modules() if hasattr(m, "affine") and keep(n)]
+torch.save({"eigvec": torch.svd(torch.cat(mats, 0).detach()).V}, sys.argv[3])
+"""
+
+
+def make_pickle(path: Path, ref: Path) -> Path:
+    """An NVIDIA config-f 1024 training snapshot written by NVIDIA's code (seeded default init)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "PYTHONPATH": str(ref)}
+        subprocess.run([sys.executable, "-c", NVIDIA_SNAPSHOT, str(path)], check=True, env=env)
+    return path
+
+
+def top_cos(bank: Path, factor: Path, top: int) -> float:
+    """Smallest |cos| between a bank's top directions and a CFF factor file's (rows = directions)."""
+    from dirfind.bank import DirectionBank
+
+    theirs = torch.load(factor, weights_only=True)["eigvec"].double().numpy().T
+    ours = DirectionBank.load(bank).directions.astype(np.float64)
+    cos = np.abs(np.sum(ours[:top] * theirs[:top], axis=1) / np.linalg.norm(theirs[:top], axis=1))
+    return float(cos.min())
 
 
 def wall(cmd: list[str], env: dict[str, str]) -> float:
@@ -127,7 +181,15 @@ def main(argv: list[str] | None = None) -> dict:
             "mapping_kwargs={'num_layers': 8}, synthesis_kwargs={'channel_base': 32768, 'channel_max': 512})"
         )
         cmds["build reference model"] = [py, "-c", build_ref]
-    for warm in ("dirfind sefa", "dirfind info"):  # warm-up: the fingerprint cache and compiled modules
+        pkl = make_pickle(a.workdir / "nvidia-config-f-1024.pkl", ref)
+        pkl_out, pkl_bank = a.workdir / "factor-pkl.pt", a.workdir / "sefa-pkl.npz"
+        cmds["CFF equivalent, pkl"] = [py, "-c", NVIDIA_CFF, str(ref), str(pkl), str(pkl_out)]
+        cmds["dirfind sefa, pkl"] = [
+            py, "-m", "dirfind", "-q", "sefa", "--ckpt", str(pkl), "--variant", "rosinality",
+            "-o", str(pkl_bank), "--force",
+        ]  # fmt: skip
+        cmds["dirfind info, pkl"] = [py, "-m", "dirfind", "-q", "info", str(pkl)]
+    for warm in [k for k in cmds if k.startswith("dirfind")]:  # warm-up: the fingerprint cache and compiled modules
         subprocess.run(cmds[warm], check=True, env=env, capture_output=True)
     times: dict[str, list[float]] = {k: [] for k in cmds}
     for r in range(rounds):
@@ -141,11 +203,6 @@ def main(argv: list[str] | None = None) -> dict:
     work = med["dirfind sefa"] - med["import torch + gc.freeze"]
     rows = zip(times["dirfind sefa"], times["CFF"], times["import torch"], strict=True)
     pairs = [(s - i) / (c - i) for s, c, i in rows]
-    theirs = torch.load(cff_out, weights_only=True)["eigvec"].double().numpy().T  # rows = directions
-    from dirfind.bank import DirectionBank
-
-    ours = DirectionBank.load(bank).directions.astype(np.float64)
-    cos = np.abs(np.sum(ours[: a.top] * theirs[: a.top], axis=1) / np.linalg.norm(theirs[: a.top], axis=1))
     cpu = platform.processor() or platform.machine()
     result = {
         "machine": f"{cpu}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}",
@@ -156,14 +213,27 @@ def main(argv: list[str] | None = None) -> dict:
         "sefa_ratio_pairwise_median": statistics.median(pairs),
         "sefa_work_beyond_frozen_import_s": work,
         "sefa_work_ratio": work / beyond["CFF"],
-        "min_abs_cos_top": float(cos.min()),
+        "min_abs_cos_top": top_cos(bank, cff_out, a.top),
     }
     if "build reference model" in beyond:
         result["info_ratio"] = beyond["dirfind info"] / beyond["build reference model"]
+        result["pkl"] = {
+            "sefa_ratio_vs_cff": beyond["dirfind sefa, pkl"] / beyond["CFF"],
+            "sefa_ratio_vs_cff_equivalent_on_pkl": beyond["dirfind sefa, pkl"] / beyond["CFF equivalent, pkl"],
+            "sefa_work_beyond_frozen_import_s": med["dirfind sefa, pkl"] - med["import torch + gc.freeze"],
+            "info_ratio": beyond["dirfind info, pkl"] / beyond["build reference model"],
+            "min_abs_cos_top": top_cos(pkl_bank, pkl_out, a.top),
+        }
     print(json.dumps(result, indent=1), file=sys.stderr)
     if a.json:
         a.json.write_text(json.dumps(result, indent=1))
     info = f"; info / building the reference model x{result['info_ratio']:.2f}" if "info_ratio" in result else ""
+    if "pkl" in result:
+        q = result["pkl"]
+        info += (
+            f"; NVIDIA pkl: sefa x{q['sefa_ratio_vs_cff']:.2f} of CFF (x{q['sefa_ratio_vs_cff_equivalent_on_pkl']:.2f}"
+            f" of its equivalent on the pkl), |cos| >= {q['min_abs_cos_top']:.6f}, info x{q['info_ratio']:.2f}"
+        )
     print(
         f"sefa beyond the torch import: dirfind {beyond['dirfind sefa']:.2f}s vs CFF {beyond['CFF']:.2f}s = "
         f"x{result['sefa_ratio']:.2f} (pairwise median x{result['sefa_ratio_pairwise_median']:.2f}; its work "

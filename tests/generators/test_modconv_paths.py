@@ -196,10 +196,6 @@ def test_batches_split_to_fit_the_render_budget_give_the_whole_batch(name, monke
     close(split, gold, 1e-4)
     close(split, whole.numpy(), 1e-5)
     assert g.render_chunk(ws.clone().requires_grad_(True)) == n  # autograd: one pass
-    if g.cpu_pass_bytes is not None:  # StyleGAN3 on a CPU: images as large as the cap go one by one
-        monkeypatch.setattr(memory, "render_budget", lambda device="cpu": 10**15)
-        monkeypatch.setattr(g, "image_bytes", lambda: g.cpu_pass_bytes)
-        assert g.render_chunk(ws) == 1
     if g.noise_maps():
         gen = torch.Generator().manual_seed(0)
         maps = [torch.randn(n, 1, *m.shape, generator=gen) for m in g.noise_maps()]
@@ -208,3 +204,7 @@ def test_batches_split_to_fit_the_render_budget_give_the_whole_batch(name, monke
             monkeypatch.setattr(memory, "render_budget", lambda device="cpu": 10 * per)
             close(split, g.with_noise(maps).synthesis(ws, "w+").numpy(), 1e-5)
         assert g.with_settings(noise_mode="random").image_bytes() is None  # random draws: never split
+    assert g.cpu_pass_bytes is not None  # on a CPU images as large as the cap go one by one
+    monkeypatch.setattr(memory, "render_budget", lambda device="cpu": 10**15)
+    monkeypatch.setattr(g, "image_bytes", lambda: g.cpu_pass_bytes)
+    assert g.render_chunk(ws) == 1

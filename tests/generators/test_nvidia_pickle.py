@@ -165,3 +165,56 @@ def test_lazy_storages_read_what_an_eager_load_reads(name):
         assert got[k].dtype == v.dtype and got[k].shape == v.shape and torch.equal(got[k], v), k
     for k in others:  # never read
         assert all(isinstance(v, LazyTensor) for _, n in obj[k].named_nodes() for v in n.params.values()), k
+
+
+def test_large_storages_are_skipped_while_unpickling_and_read_from_the_file_alike(tmp_path, monkeypatch):
+    """Blobs of SKIP_BYTES or more are not read by the unpickler but from their file range on first
+    use: the same tensors bit for bit; a file changed in between is refused, not misread."""
+    import os
+
+    from dirfind.generators.loading import nvidia_pickle
+
+    monkeypatch.setattr(nvidia_pickle, "SKIP_BYTES", 1)  # every blob the unpickler fills itself
+    path = tmp_path / "snap.pkl"
+    path.write_bytes((HERE / "stylegan2_ada_tiny32.pkl").read_bytes())
+    with open(path, "rb") as f:
+        want = _flat(_EagerUnpickler(f).load()["G_ema"])
+    obj = read_nvidia_pickle(path)
+    g = obj["G_ema"]
+    skipped = [v for _, n in g.named_nodes() for v in n.params.values() if v.blob.source is not None]
+    assert len(skipped) >= 3  # the blobs larger than a pickle frame (64 kB)
+    got = g.state_dict()
+    assert list(got) == list(want) and all(torch.equal(got[k], v) for k, v in want.items())
+    fresh = read_nvidia_pickle(path)["G_ema"]
+    lazy = [v for _, n in fresh.named_nodes() for v in n.params.values() if v.blob.source is not None]
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # rewritten after loading
+    with pytest.raises(errors.BadInputError, match="changed on disk"):
+        lazy[0].read()
+
+
+@pytest.mark.parametrize("first", ["storage", "array"])
+def test_skipped_strings_that_are_not_storages_make_the_load_read_everything(first, tmp_path, monkeypatch):
+    """A large byte string that is not a storage blob (here a numpy array's data) is not left
+    unread: the load starts over without skipping and every value is right."""
+    import numpy as np
+
+    from dirfind.generators.loading import nvidia_pickle
+
+    monkeypatch.setattr(nvidia_pickle, "SKIP_BYTES", 1000)
+    w, table = torch.randn(200, 200), np.arange(20000, dtype=np.float64)
+    items = [("_parameters", {"weight": w}), ("table", table)]
+    state = dict(items if first == "storage" else items[::-1])
+    meta = {"type": "class", "class_name": "Generator", "state": {**state, "_buffers": {}, "_modules": {}}}
+    path = tmp_path / "mixed.pkl"
+    path.write_bytes(persistent_pickle(meta, keys=("G_ema",)))
+    with open(path, "rb") as f:  # skipping alone would leave the array's data unread
+        reader = nvidia_pickle._SkippingReader(f, path)
+        try:
+            nvidia_pickle._RestrictedUnpickler(reader, reader).load()
+            assert reader.pending
+        except nvidia_pickle._Resync:
+            assert first == "array"
+    g = read_nvidia_pickle(path)["G_ema"]
+    assert np.array_equal(g.attrs["table"], table)
+    assert torch.equal(g.state_dict()["weight"], w)

@@ -93,6 +93,9 @@ class StyleGAN2Generator(StyleLatents, Generator):
     family = "stylegan2"
     spaces = ("z", "w", "w+")
     has_noise = True
+    #: measured on 2 CPU cores with a 32 MB L3 (docs/benchmarks-stylegan2.md): a 256 px batch of 32
+    #: renders 1.9x faster in passes of 2 images (~72 MB estimated each) than in one pass
+    cpu_pass_bytes = 160 * 2**20
 
     def __init__(self, net: NvidiaNet | RosinalityNet, cfg: SG2Config):
         super().__init__(

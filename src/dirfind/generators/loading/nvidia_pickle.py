@@ -19,7 +19,9 @@ Allowlist (everything else is refused):
 * ``torch.storage._load_from_bytes`` -> the embedded blob, read with ``torch.load(...,
   weights_only=True)`` when a tensor on it is first used: tensors are :class:`LazyTensor` (shape
   known, data parsed on demand), so the networks of a snapshot that are not used (``G``, ``D``,
-  ``augment_pipe`` next to ``G_ema``) cost no parsing
+  ``augment_pipe`` next to ``G_ema``) cost no parsing. Blobs of :data:`SKIP_BYTES` or more are
+  not even read while unpickling (:class:`_SkippingReader`): their file range is noted and read
+  on first use, so a 1024 px snapshot (~380 MB) costs about the I/O of the generator it renders
 * numpy ``dtype``, ``ndarray``, ``multiarray.scalar`` and ``multiarray._reconstruct`` (only for
   ``ndarray``), under both ``numpy.core`` and ``numpy._core`` spellings
 * ``builtins.set`` / ``frozenset`` (older pickle protocols spell sets that way)
@@ -56,6 +58,7 @@ from __future__ import annotations
 import builtins
 import collections
 import io
+import os
 import pickle
 import zipfile
 from collections.abc import Iterator
@@ -142,17 +145,46 @@ class NetNode:
         )
 
 
+#: storage blobs at least this large are skipped while unpickling and read from the file on first use
+SKIP_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class _FileRange:
+    """Where a skipped blob lies: ``head`` (the bytes the unpickler had already buffered), then
+    ``size`` bytes at ``offset`` of ``path``, which must still have the ``stamp`` it had when loaded."""
+
+    path: Path
+    offset: int
+    size: int
+    head: bytes
+    stamp: tuple[int, int]
+
+    def read(self) -> bytes:
+        with open(self.path, "rb") as f:
+            st = os.fstat(f.fileno())
+            if (st.st_size, st.st_mtime_ns) != self.stamp:
+                raise BadInputError(f"{self.path.name} changed on disk after it was loaded; load it again")
+            f.seek(self.offset)
+            data = f.read(self.size)
+        if len(data) != self.size:
+            raise BadInputError(f"cannot read {self.path.name}: truncated")
+        return self.head + data if self.head else data
+
+
 class _Blob:
-    """One storage's ``torch.save`` bytes, parsed on first use and then kept (views share it)."""
+    """One storage's ``torch.save`` bytes (or their :class:`_FileRange`), parsed on first use and
+    then kept (views share it)."""
 
-    __slots__ = ("data", "parsed")
+    __slots__ = ("data", "parsed", "source")
 
-    def __init__(self, data: bytes):
-        self.data, self.parsed = data, None
+    def __init__(self, data: bytes, source: _FileRange | None = None):
+        self.data, self.parsed, self.source = data, None, source
 
     def storage(self) -> Any:
         if self.parsed is None:
-            self.parsed, self.data = _parse_storage(self.data), b""
+            data = self.data if self.source is None else self.source.read()
+            self.parsed, self.data, self.source = _parse_storage(data), b"", None
         return self.parsed
 
 
@@ -229,6 +261,56 @@ def _load_storage(blob: Any) -> _Blob:
     if not isinstance(blob, (bytes, bytearray)):
         raise BadInputError("storage entry in NVIDIA pickle is not a byte string")
     return _Blob(bytes(blob))
+
+
+class _Resync(Exception):
+    """A skipped byte string was not a storage blob: read the file again without skipping."""
+
+
+class _SkippingReader(io.RawIOBase):
+    """The file as the unpickler reads it, except for large counted byte strings. CPython's
+    unpickler allocates each one and fills it through ``readinto``; for :data:`SKIP_BYTES` or more
+    this seeks past the data instead and queues its range, so the string's pages are never
+    touched. The next ``_load_from_bytes`` call claims it (in a pickle the blob is that call's
+    argument, just before it); a skipped string that went anywhere else makes the load start over
+    without skipping (:class:`_Resync`)."""
+
+    def __init__(self, f: io.BufferedReader, path: Path):
+        self.f, self.path = f, path.absolute()  # blobs are read later, perhaps from another working directory
+        st = os.fstat(f.fileno())
+        self.size, self.stamp = st.st_size, (st.st_size, st.st_mtime_ns)
+        self.pending: list[tuple[int, int]] = []
+        self.claimed: dict[int, tuple[Any, _Blob]] = {}  # id(string) -> (string, blob), for memo reuse
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        return self.f.read(n)
+
+    def readline(self, limit: int = -1) -> bytes:
+        return self.f.readline(limit)
+
+    def readinto(self, buf: Any) -> int:
+        n, pos = len(buf), self.f.tell()
+        if n < SKIP_BYTES or pos + n > self.size:  # small, or truncated: read (the unpickler reports it)
+            return self.f.readinto(buf)
+        self.f.seek(n, os.SEEK_CUR)
+        self.pending.append((pos, n))
+        return n
+
+    def load_storage(self, blob: Any) -> _Blob:
+        if isinstance(blob, (bytes, bytearray)) and id(blob) in self.claimed:
+            return self.claimed[id(blob)][1]
+        if not self.pending:
+            return _load_storage(blob)
+        pos, n = self.pending.pop()
+        if self.pending or not isinstance(blob, (bytes, bytearray)) or n > len(blob):
+            raise _Resync
+        head = bytes(blob[: len(blob) - n])
+        out = _Blob(b"", _FileRange(self.path, pos, n, head, self.stamp))
+        self.claimed[id(blob)] = (blob, out)
+        return out
 
 
 def _parse_storage(blob: bytes) -> Any:
@@ -319,7 +401,13 @@ for _mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
+    def __init__(self, file: Any, reader: _SkippingReader | None = None):
+        super().__init__(file)
+        self.reader = reader
+
     def find_class(self, module: str, name: str) -> Any:
+        if self.reader is not None and (module, name) == ("torch.storage", "_load_from_bytes"):
+            return self.reader.load_storage
         fn = _ALLOWED.get((module, name))
         if fn is not None:
             return fn
@@ -346,6 +434,14 @@ def load_restricted(path: str | Path) -> Any:
     path = Path(path)
     try:
         with open(path, "rb") as f:
+            try:
+                reader = _SkippingReader(f, path)
+                obj = _RestrictedUnpickler(reader, reader).load()
+                if not reader.pending:
+                    return obj
+            except _Resync:
+                pass
+            f.seek(0)
             return _RestrictedUnpickler(f).load()
     except UnsupportedError:
         raise
