@@ -434,13 +434,16 @@ def load_restricted(path: str | Path) -> Any:
     path = Path(path)
     try:
         with open(path, "rb") as f:
+            reader = _SkippingReader(f, path)
             try:
-                reader = _SkippingReader(f, path)
                 obj = _RestrictedUnpickler(reader, reader).load()
                 if not reader.pending:
                     return obj
             except _Resync:
                 pass
+            except Exception:
+                if not reader.pending:  # nothing unread was used: the plain load would fail alike
+                    raise
             f.seek(0)
             return _RestrictedUnpickler(f).load()
     except UnsupportedError:
