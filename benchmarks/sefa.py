@@ -98,8 +98,8 @@ import torch
 import legacy
 with open(sys.argv[2], "rb") as f:
     G = legacy.load_network_pkl(f)["G_ema"]
-keep = lambda n: "torgb" not in n or n == "b4.torgb"  # noqa: E731
-mats = [m.affine.weight for n, m in G.synthesis.named_modules() if hasattr(m, "affine") and keep(n)]
+mods = G.synthesis.named_modules()
+mats = [m.affine.weight for n, m in mods if hasattr(m, "affine") and ("torgb" not in n or n == "b4.torgb")]
 torch.save({"eigvec": torch.svd(torch.cat(mats, 0).detach()).V}, sys.argv[3])
 """
 

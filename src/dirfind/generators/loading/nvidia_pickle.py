@@ -278,7 +278,7 @@ class _SkippingReader(io.RawIOBase):
     def __init__(self, f: io.BufferedReader, path: Path):
         self.f, self.path = f, path.absolute()  # blobs are read later, perhaps from another working directory
         st = os.fstat(f.fileno())
-        self.size, self.stamp = st.st_size, (st.st_size, st.st_mtime_ns)
+        self.stamp = (st.st_size, st.st_mtime_ns)  # (size, mtime) when loaded
         self.pending: list[tuple[int, int]] = []
         self.claimed: dict[int, tuple[Any, _Blob]] = {}  # id(string) -> (string, blob), for memo reuse
 
@@ -293,7 +293,7 @@ class _SkippingReader(io.RawIOBase):
 
     def readinto(self, buf: Any) -> int:
         n, pos = len(buf), self.f.tell()
-        if n < SKIP_BYTES or pos + n > self.size:  # small, or truncated: read (the unpickler reports it)
+        if n < SKIP_BYTES or pos + n > self.stamp[0]:  # small, or truncated: read (the unpickler reports it)
             return self.f.readinto(buf)
         self.f.seek(n, os.SEEK_CUR)
         self.pending.append((pos, n))
