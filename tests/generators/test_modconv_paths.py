@@ -208,3 +208,17 @@ def test_batches_split_to_fit_the_render_budget_give_the_whole_batch(name, monke
     monkeypatch.setattr(memory, "render_budget", lambda device="cpu": 10**15)
     monkeypatch.setattr(g, "image_bytes", lambda: g.cpu_pass_bytes)
     assert g.render_chunk(ws) == 1
+
+
+@pytest.mark.parametrize("name", ["sg2-nvidia", "sg2-rosinality", "sg3-t"])
+def test_synthesis_compiles_as_one_graph_with_the_reference_images(name):
+    """What ``torch.compile`` (the GPU check's compiled rows) sees: the whole synthesis of a batch
+    traces into one graph (no graph breaks, through AOT autograd) and gives the reference images."""
+    path, wkey, ikey = CKPTS[name]
+    with np.load(path.with_name(path.stem + ".golden.npz")) as f:
+        ws, gold = torch.from_numpy(f[wkey][:3]), f[ikey][:3]
+    g = load_generator(str(path))
+    torch._dynamo.reset()
+    compiled = torch.compile(lambda x: g.synthesis(x, "w+"), backend="aot_eager", fullgraph=True)
+    with torch.inference_mode():
+        close(compiled(ws), gold, 1e-4)
