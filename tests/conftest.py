@@ -30,6 +30,14 @@ def dcgan_path() -> Path:
 
 
 @pytest.fixture(scope="session")
+def ckpts(dcgan_path: Path) -> dict[str, str]:
+    """Each family's checkpoint of the method matrices (helpers.FAMILIES), the DCGAN's fetched."""
+    from helpers import FAMILIES
+
+    return {fam: ckpt or str(dcgan_path) for fam, (ckpt, _, _) in FAMILIES.items()}
+
+
+@pytest.fixture(scope="session")
 def dcgan(dcgan_path: Path):
     """The real DigiFace DCGAN as a dirfind Generator (CPU, fp32). Do not mutate its settings."""
     from dirfind import load_generator

@@ -11,36 +11,7 @@ import torch
 
 from dirfind import DirectionBank, load_generator
 from dirfind.render import traverse
-from helpers import FIX, ROOT
-
-PREDICTOR = f"{ROOT / 'examples' / 'predictors.py'}:luminance"
-
-# family id -> (checkpoint, extra render options, expected adapter family)
-FAMILIES: dict[str, tuple[str | None, list[str], str]] = {
-    "dcgan": (None, [], "dcgan"),  # the real dcgan-digiface, from the session fixture
-    "stylegan2-rosinality": (str(FIX / "stylegan2" / "stylegan2_rosinality_tiny32.pt"), [], "stylegan2"),
-    "stylegan2-nvidia": (str(FIX / "stylegan2" / "stylegan2_ada_tiny32.pkl"), [], "stylegan2"),
-    "stylegan2-nvidia-cond": (str(FIX / "stylegan2" / "stylegan2_ada_cond4_tiny32.pkl"), ["--class", "2"], "stylegan2"),
-    "biggan": (str(FIX / "biggan" / "biggan_deep_tiny64"), ["--class", "3"], "biggan"),
-    "pggan": (str(FIX / "pggan" / "pggan_genforce_tiny32.pth"), [], "pggan"),
-    "stylegan3-t": (str(FIX / "stylegan3" / "stylegan3_t_tiny32.pkl"), [], "stylegan3"),
-    "stylegan3-r": (str(FIX / "stylegan3" / "stylegan3_r_tiny32.pkl"), [], "stylegan3"),
-}
-
-# method -> CLI arguments (before --ckpt/--out), kept small: the point is that each runs on each family
-METHODS: dict[str, list[str]] = {
-    "sefa": ["sefa", "-k", "5"],
-    "ganspace": ["ganspace", "-n", "400", "-k", "5", "--batch-size", "100", "--regression-n", "400"],
-    "interfacegan": ["interfacegan", "-n", "200", "--predictor", PREDICTOR, "--ratio", "0.25", "--batch-size", "50"],
-    "jacobian": ["jacobian", "-k", "3", "--seeds", "0", "--size", "16"],
-    "hessian": ["hessian", "-k", "3", "--steps", "2", "--batch-size", "2"],
-    "orojar": ["orojar", "-k", "3", "--steps", "2", "--batch-size", "2", "--estimator", "exact"],
-}
-
-
-@pytest.fixture(scope="module")
-def ckpts(dcgan_path: Path) -> dict[str, str]:
-    return {fam: ckpt or str(dcgan_path) for fam, (ckpt, _, _) in FAMILIES.items()}
+from helpers import FAMILIES, METHODS
 
 
 @pytest.mark.parametrize("method", list(METHODS))

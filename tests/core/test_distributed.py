@@ -205,6 +205,49 @@ def test_device_auto_is_the_local_rank_gpu(monkeypatch):
     assert device.resolve_device("auto") == torch.device("cuda")
 
 
+def test_a_callers_nccl_only_process_group_is_refused_on_one_line(monkeypatch):
+    """dirfind's messages and barriers are CPU tensors, which an NCCL-only group cannot carry."""
+    from dirfind.core import dist
+    from dirfind.errors import DistributedError
+
+    monkeypatch.setattr(dist.tdist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist.tdist, "get_backend", lambda group=None: "nccl")
+    with pytest.raises(DistributedError, match="NCCL alone.*'cpu:gloo,cuda:nccl'"):
+        dist.init()
+
+
+def test_memory_budgets_share_the_host_but_not_each_processs_gpu(monkeypatch):
+    """Under torchrun the processes of a machine share its RAM but each has a GPU of its own; an
+    index-less "cuda" asks the current device (mem_get_info wants an index)."""
+    from dirfind.util import memory
+
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    monkeypatch.setattr(memory, "_host_bytes", lambda *names: 8 * 2**30)
+    asked = []
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda d: asked.append(d) or (16 * 2**30, 80 * 2**30))
+    assert memory.memory_budget(None, "cpu") == int(memory.MEMORY_FRACTION * 8 * 2**30 / 4)
+    assert memory.memory_budget(None, "cuda") == int(memory.MEMORY_FRACTION * 16 * 2**30)
+    assert memory.memory_budget(None, "cuda:0") == int(memory.MEMORY_FRACTION * 16 * 2**30)
+    assert asked == [1, torch.device("cuda", 0)]
+
+
+def test_an_explicit_gpu_under_torchrun_must_be_the_local_ranks(monkeypatch):
+    """Every process of a torchrun job given --device cuda:0 would share one GPU, which NCCL refuses
+    at the first collective: refused at once instead (one process per machine may pick its GPU)."""
+    from dirfind.util import device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert device.resolve_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(BadInputError, match=r"cuda:0: under torchrun each process uses its own GPU \(cuda:1"):
+        device.resolve_device("cuda:0")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    assert device.resolve_device("cuda:0") == torch.device("cuda", 0)
+
+
 # ---------------------------------------------------------------------- real processes
 
 DRIVER = """

@@ -126,7 +126,14 @@ def init() -> World:
     already initialised torch.distributed). On CUDA machines the current device becomes
     ``cuda:LOCAL_RANK`` and CUDA tensors go through NCCL, CPU tensors through gloo."""
     env = env_world()
-    if env is None or env.size == 1 or tdist.is_initialized():
+    if tdist.is_available() and tdist.is_initialized():
+        if str(tdist.get_backend()).lower() == "nccl":  # its CPU collectives (messages, barriers) would fail
+            raise DistributedError(
+                "the process group has NCCL alone; dirfind also sends CPU tensors: initialise it with "
+                "backend 'cpu:gloo,cuda:nccl'"
+            )
+        return world()
+    if env is None or env.size == 1:
         return world()
     if not tdist.is_available():
         raise DistributedError("this torch build has no torch.distributed; run one process")

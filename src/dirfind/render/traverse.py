@@ -172,7 +172,7 @@ def traverse(
     noise = None
     if isinstance(latents, (str, Path)):
         lset, latents = read_latent_set(gen, bank, latents, latent_space, layers)
-        noise = lset.noise_tensors()  # a projection's optimised noise maps, one per image
+        noise = lset.noise_tensors(gen.device)  # a projection's optimised noise maps, one per image
     if latents is not None:
         base = latents.to(gen.device, gen.dtype)
     elif seeds is not None:

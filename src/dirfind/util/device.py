@@ -46,6 +46,13 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
             raise BadInputError(
                 f"device {spec}: only {torch.cuda.device_count()} CUDA device(s) present", param="device"
             )
+        own = local_cuda()
+        if dev.index is not None and int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1) > 1 and dev.index != own.index:
+            raise BadInputError(  # NCCL refuses two processes on one GPU, at the first collective
+                f"device {spec}: under torchrun each process uses its own GPU ({own} for this one); "
+                "use device cuda or auto",
+                param="device",
+            )
         return dev
     raise BadInputError(f"device must be auto, cpu, cuda or cuda:N, got {spec!r}", param="device")
 

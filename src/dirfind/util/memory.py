@@ -32,8 +32,8 @@ def _host_bytes(field: str, pages: str) -> int:
 def available_bytes(device: torch.device | str = "cpu") -> int:
     """Memory available now: free device memory on CUDA, else the kernel's MemAvailable."""
     device = torch.device(device)
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type == "cuda":  # an index-less "cuda" is the current device (mem_get_info wants an index)
+        return int(torch.cuda.mem_get_info(torch.cuda.current_device() if device.index is None else device)[0])
     return _host_bytes("MemAvailable", "SC_AVPHYS_PAGES")
 
 
@@ -55,10 +55,11 @@ def _local_processes() -> int:
 
 
 def memory_budget(budget: int | None, device: torch.device | str = "cpu") -> int:
-    """``budget`` bytes (``None``: :data:`MEMORY_FRACTION` of :func:`available_bytes`, shared by
-    the processes torchrun starts on this machine)."""
+    """``budget`` bytes (``None``: :data:`MEMORY_FRACTION` of :func:`available_bytes`; on the CPU
+    shared by the processes torchrun starts on this machine, on CUDA each process's own device's)."""
     if budget is None:
-        return int(MEMORY_FRACTION * available_bytes(device) / _local_processes())
+        procs = 1 if torch.device(device).type == "cuda" else _local_processes()
+        return int(MEMORY_FRACTION * available_bytes(device) / procs)
     if budget < 0:
         raise BadInputError(f"memory_budget must be >= 0 bytes, got {budget}", param="memory_budget")
     return int(budget)
