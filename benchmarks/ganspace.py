@@ -15,6 +15,10 @@ Cases:
                act:main.2 at 1e5 samples, dirfind.ganspace with its defaults vs the official
                pipeline's steps run in the same process at --official-n samples, scaled linearly;
                the last line printed is the ratio (and the |cos| to the official directions).
+  regression   the regression pass alone (act:main.0 and act:main.2, 1e5 fresh samples through the
+               generator, then their PCA coordinates' normal equations), interleaved: over the
+               generator's batches, as dirfind runs it, against the same samples joined into the
+               PCA's blocks of rows (what it did before); the same normal equations (max rel diff).
 
 Accuracy: the largest principal angle between the top-20 subspaces of the two results, and of
 each against an exact float64 PCA of the same samples: for w512 an independent plain-numpy
@@ -25,6 +29,7 @@ default in --quick) dirfind's exact covariance solver, which costs a D x D covar
   python benchmarks/ganspace.py                    # full: 1e6 x 512, 100,000 x 8192 and e2e (~15 min quiet)
   python benchmarks/ganspace.py --case e2e         # end to end only (official pipeline at 10,000 samples)
   python benchmarks/ganspace.py --case w512 -n 1000000 --json out.json
+  python benchmarks/ganspace.py --case regression  # ~1 min quiet
 """
 
 from __future__ import annotations
@@ -350,10 +355,61 @@ def run_e2e(layers: list[str], n: int, official_n: int, device: str) -> list[dic
     return out
 
 
+def run_regression(layers: list[str], n: int, k: int, rounds: int, device: str) -> list[dict]:
+    """Per layer, ``rounds`` interleaved pairs: GANSpace's regression pass over ``n`` fresh samples
+    read in the generator's batches vs joined into the PCA's blocks (random orthonormal components)."""
+    import importlib
+
+    from dirfind import load_generator
+    from dirfind.core.pca import PCAResult
+    from dirfind.core.sampling import SampleStream
+
+    gs = importlib.import_module("dirfind.methods.ganspace")  # the module, not the function it exports
+    gen = load_generator("dcgan-digiface", device=device)
+    out = []
+    for layer in layers:
+        p = gs.plan(gen, space=f"act:{layer}", n=n, k=k, seed=0)
+        dim = p.stream.dim
+        comps = np.linalg.qr(np.random.default_rng(0).standard_normal((dim, k)))[0].T
+        pca = PCAResult(comps, np.ones(k), float(k), np.zeros(dim), n, {})
+        ways = {
+            "generator_batches": {"batch_size": p.stream.forward_batch},
+            "pca_blocks": {"batch_size": p.stream.batch_size, "forward_batch": p.stream.forward_batch},
+        }
+        secs: dict[str, list[float]] = {w: [] for w in ways}
+        eqs = {}
+        for r in range(rounds):
+            for way in list(ways) if r % 2 == 0 else list(ways)[::-1]:
+                stream = SampleStream(gen, n, f"act:{layer}", seed=0, stream=gs.STREAMS["regression"], **ways[way])
+                reg = gs.LatentRegression(pca, gen.z_dim, gen.device)
+                with Clock() as c:
+                    for b in stream:
+                        reg.update(b)
+                secs[way].append(c.wall)
+                eqs[way] = (reg.ata.cpu().numpy(), reg.atz.cpu().numpy())
+        rel = max(float(np.abs(a - b).max() / np.abs(b).max()) for a, b in zip(*eqs.values(), strict=True))
+        med = {w: float(np.median(v)) for w, v in secs.items()}
+        out.append(
+            {
+                "case": f"regression-{layer}",
+                "n": n,
+                "dim": dim,
+                "block_rows": p.stream.batch_size,
+                "generator_batch": p.stream.forward_batch,
+                "seconds": {w: [round(x, 2) for x in v] for w, v in secs.items()},
+                "ratio_median": round(med["pca_blocks"] / med["generator_batches"], 2),
+                "normal_equations_max_rel_diff": rel,
+            }
+        )
+        print(json.dumps(out[-1]), flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes (1e5 x 512, 6,000 x 8192)")
-    ap.add_argument("--case", choices=["w512", "dcgan-main2", "e2e", "all"], default="all")
+    ap.add_argument("--case", choices=["w512", "dcgan-main2", "e2e", "regression", "all"], default="all")
+    ap.add_argument("--rounds", type=int, default=3, help="regression: interleaved pairs per layer")
     ap.add_argument("--layers", nargs="+", default=["main.0", "main.2"], help="e2e: DCGAN layers")
     ap.add_argument("--official-n", type=int, default=10_000, help="e2e: samples of the official pipeline's run")
     ap.add_argument("-n", type=int, default=None, help="samples (overrides the case default)")
@@ -379,8 +435,13 @@ def main() -> None:
         official_n = min(args.official_n, n) if not args.quick else min(args.official_n, 4_000)
         e2e = run_e2e(args.layers, n, official_n, args.device)
         results["cases"] += e2e
+    regression = []
+    if args.case == "regression":
+        regression = run_regression(args.layers, args.n or (20_000 if args.quick else 100_000), args.k, args.rounds,
+                                    args.device)  # fmt: skip
+        results["cases"] += regression
     for c in results["cases"]:
-        if c["case"].startswith("e2e"):
+        if c["case"].startswith(("e2e", "regression")):
             continue
         print(
             f"{c['case']:12s} n={c['n']:>8,} D={c['dim']:>5}: IncrementalPCA {c['ipca_s']:8.1f} s, "
@@ -400,6 +461,15 @@ def main() -> None:
             f"-> {c['official_scaled_to_n_s']:.0f} s scaled linearly; issue figure {OFFICIAL_S[c['case'][4:]]} s; "
             f"|cos| top-10 vs official reference {min(c['abs_cos_top10_vs_official_reference']):.3f}..."
             f"{max(c['abs_cos_top10_vs_official_reference']):.3f}"
+        )
+    if regression:
+        print(
+            "ratio (regression pass, PCA blocks / generator batches, medians): "
+            + "; ".join(
+                f"{c['case'][11:]} {c['ratio_median']:.2f}x (normal equations agree to "
+                f"{c['normal_equations_max_rel_diff']:.1e})"
+                for c in regression
+            )
         )
     if e2e:
         print(

@@ -319,10 +319,10 @@ def finish(gen: Generator, p: Plan, pca: PCAResult, *, job: Job) -> DirectionBan
         "step": "1 sigma = std of the latent samples projected on the direction",
     }
     extras: dict[str, np.ndarray] = {}
-    if fs.is_activation:
+    if fs.is_activation:  # generator batches as they come: joining them into PCA-sized blocks costs a copy each
         reg_stream = SampleStream(
             gen, p.n_regression, fs.spec, seed=stream.seed, stream=STREAMS["regression"],
-            batch_size=stream.batch_size, forward_batch=stream.forward_batch,
+            batch_size=stream.forward_batch,
         )  # fmt: skip
         dim = int(np.prod(gen.latent_shape(fs.latent_space)))
         reg = LatentRegression(pca, dim, gen.device)
