@@ -16,7 +16,14 @@ Names are imported on first use, so ``import dirfind`` (and ``dirfind --help``) 
 
 from __future__ import annotations
 
+import os as _os
+
 __version__ = "0.1.0"
+
+# PyTorch's CPU allocator puts tensors of >= 2 MiB on transparent huge pages with this set (read at
+# its first such allocation): fresh large tensors then fault in a fraction of the pages, 1.4-1.6x
+# on GANSpace over activations (docs/benchmarks-ganspace.md). THP_MEM_ALLOC_ENABLE=0 opts out.
+_os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 _LAZY = {
     "DirectionBank": "dirfind.bank",
