@@ -20,6 +20,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 FIX = ROOT / "tests" / "fixtures"
 PREDICTORS = ROOT / "examples" / "predictors.py"
+LUMINANCE = f"{PREDICTORS}:luminance"
 
 #: every family's checkpoint for the method matrices: family -> (checkpoint, render options,
 #: adapter family); None: the real dcgan-digiface, from the session fixture
@@ -38,17 +39,7 @@ FAMILIES: dict[str, tuple[str | None, list[str], str]] = {
 METHODS: dict[str, list[str]] = {
     "sefa": ["sefa", "-k", "5"],
     "ganspace": ["ganspace", "-n", "400", "-k", "5", "--batch-size", "100", "--regression-n", "400"],
-    "interfacegan": [
-        "interfacegan",
-        "-n",
-        "200",
-        "--predictor",
-        f"{PREDICTORS}:luminance",
-        "--ratio",
-        "0.25",
-        "--batch-size",
-        "50",
-    ],  # fmt: skip
+    "interfacegan": ["interfacegan", "-n", "200", "--predictor", LUMINANCE, "--ratio", "0.25", "--batch-size", "50"],
     "jacobian": ["jacobian", "-k", "3", "--seeds", "0", "--size", "16"],
     "hessian": ["hessian", "-k", "3", "--steps", "2", "--batch-size", "2"],
     "orojar": ["orojar", "-k", "3", "--steps", "2", "--batch-size", "2", "--estimator", "exact"],

@@ -17,9 +17,7 @@ from dirfind.methods.interpret.metrics import box_share, entropy, profile_shape,
 from dirfind.methods.interpret.stats import TraversalStats
 from dirfind.methods.jacobian import region_mask
 from dirfind.render import traverse
-from helpers import PREDICTORS, interrupt_second_update
-
-LUMINANCE = f"{PREDICTORS}:luminance"
+from helpers import LUMINANCE, interrupt_second_update
 
 
 @pytest.fixture(scope="module")

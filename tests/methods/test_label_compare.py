@@ -16,9 +16,7 @@ from dirfind.methods import sefa
 from dirfind.methods.interpret import compare, evaluate, label, principal_angles
 from dirfind.methods.interpret.compare import CompareOptions
 from dirfind.methods.interpret.label import layer_hint
-from helpers import FIX, PREDICTORS
-
-LUMINANCE = f"{PREDICTORS}:luminance"
+from helpers import FIX, LUMINANCE
 
 
 @pytest.fixture(scope="module")

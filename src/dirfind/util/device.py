@@ -7,6 +7,7 @@ import os
 import torch
 
 from ..errors import BadInputError
+from .memory import local_processes
 
 DTYPES = {
     "fp32": torch.float32,
@@ -46,10 +47,9 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
             raise BadInputError(
                 f"device {spec}: only {torch.cuda.device_count()} CUDA device(s) present", param="device"
             )
-        own = local_cuda()
-        if dev.index is not None and int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1) > 1 and dev.index != own.index:
+        if dev.index is not None and local_processes() > 1 and dev != local_cuda():
             raise BadInputError(  # NCCL refuses two processes on one GPU, at the first collective
-                f"device {spec}: under torchrun each process uses its own GPU ({own} for this one); "
+                f"device {spec}: under torchrun each process uses its own GPU ({local_cuda()} for this one); "
                 "use device cuda or auto",
                 param="device",
             )

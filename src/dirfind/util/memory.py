@@ -49,17 +49,22 @@ def _total_bytes(device: str) -> int:  # read once per device: every synthesis c
     return _host_bytes("MemTotal", "SC_PHYS_PAGES")
 
 
-def _local_processes() -> int:
+def local_processes() -> int:
     """Processes torchrun starts on this machine (1 outside torchrun)."""
     return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+
+
+def _sharing(device: torch.device | str) -> int:
+    """Processes whose memory budgets share ``device``'s memory: on the CPU torchrun's local ones;
+    a GPU is each process's own."""
+    return 1 if torch.device(device).type == "cuda" else local_processes()
 
 
 def memory_budget(budget: int | None, device: torch.device | str = "cpu") -> int:
     """``budget`` bytes (``None``: :data:`MEMORY_FRACTION` of :func:`available_bytes`; on the CPU
     shared by the processes torchrun starts on this machine, on CUDA each process's own device's)."""
     if budget is None:
-        procs = 1 if torch.device(device).type == "cuda" else _local_processes()
-        return int(MEMORY_FRACTION * available_bytes(device) / procs)
+        return int(MEMORY_FRACTION * available_bytes(device) / _sharing(device))
     if budget < 0:
         raise BadInputError(f"memory_budget must be >= 0 bytes, got {budget}", param="memory_budget")
     return int(budget)
@@ -74,6 +79,5 @@ def render_budget(device: torch.device | str = "cpu") -> int:
     """Bytes of activations one synthesis pass may hold: a :data:`RENDER_FRACTION` of the total
     memory (not of what is free now, so a rerun splits a batch the same way); on the CPU shared by
     the processes torchrun starts on this machine."""
-    kind = torch.device(device).type
-    procs = 1 if kind == "cuda" else _local_processes()
-    return int(RENDER_FRACTION.get(kind, RENDER_FRACTION["cpu"]) * total_bytes(device) / procs)
+    fraction = RENDER_FRACTION.get(torch.device(device).type, RENDER_FRACTION["cpu"])
+    return int(fraction * total_bytes(device) / _sharing(device))
